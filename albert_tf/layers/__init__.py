@@ -1,0 +1,18 @@
+"""Keras layers of the ALBERT model; each is small, serializable and has `get_config`."""
+
+from albert_tf.layers.activations import get_activation
+from albert_tf.layers.attention import AlbertSelfAttention
+from albert_tf.layers.embeddings import AlbertEmbedding
+from albert_tf.layers.encoder import AlbertSharedEncoder
+from albert_tf.layers.heads import AlbertMaskedLMHead, AlbertSentenceOrderHead
+from albert_tf.layers.transformer_block import AlbertTransformerBlock
+
+__all__ = [
+    "AlbertEmbedding",
+    "AlbertMaskedLMHead",
+    "AlbertSelfAttention",
+    "AlbertSentenceOrderHead",
+    "AlbertSharedEncoder",
+    "AlbertTransformerBlock",
+    "get_activation",
+]

@@ -1,0 +1,46 @@
+"""Activation functions by the names used in `albert_config.json`."""
+
+import math
+
+from keras import ops
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def gelu_tanh(x):
+    """GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+
+    This is what the original modeling.py calls "gelu" (HF calls it "gelu_new").
+    """
+    return 0.5 * x * (1.0 + ops.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * ops.power(x, 3))))
+
+
+def gelu_exact(x):
+    """GELU with the exact erf form: x·Φ(x)."""
+    return ops.gelu(x, approximate=False)
+
+
+def linear(x):
+    """Identity."""
+    return x
+
+
+_ACTIVATIONS = {
+    "gelu": gelu_tanh,
+    "gelu_new": gelu_tanh,
+    "gelu_exact": gelu_exact,
+    "relu": ops.relu,
+    "tanh": ops.tanh,
+    "linear": linear,
+}
+
+
+def get_activation(name: str):
+    """Returns the elementwise function for `name` (see albert_tf.config.ACTIVATIONS).
+
+    Raises ValueError for an unknown name.
+    """
+    try:
+        return _ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)}") from None

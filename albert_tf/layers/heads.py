@@ -1,0 +1,121 @@
+"""Pretraining heads: masked-LM (tied to the word embeddings) and sentence-order."""
+
+import keras
+from keras import ops
+
+from albert_tf.config import LAYER_NORM_EPSILON
+from albert_tf.layers.activations import get_activation
+
+
+def gather_positions(sequence, positions):
+    """Gathers `sequence` [B, T, H] at `positions` int [B, P]; returns [B, P, H]."""
+    batch, seq_len, width = ops.shape(sequence)[0], ops.shape(sequence)[1], ops.shape(sequence)[2]
+    offsets = ops.arange(batch, dtype="int32")[:, None] * seq_len
+    flat_positions = ops.reshape(ops.cast(positions, "int32") + offsets, (-1,))
+    flat_sequence = ops.reshape(sequence, (-1, width))
+    gathered = ops.take(flat_sequence, flat_positions, axis=0)
+    return ops.reshape(gathered, (batch, ops.shape(positions)[1], width))
+
+
+@keras.saving.register_keras_serializable(package="albert_tf")
+class AlbertMaskedLMHead(keras.layers.Layer):
+    """MLM head: gather → dense(H→E) → activation → LayerNorm → x·Wᵀ + output_bias.
+
+    W is the word-embedding matrix [V, E] of `embedding_layer` (an AlbertEmbedding),
+    so input and output embeddings are tied as in the original `cls/predictions`.
+    Call with `sequence_output` [B, T, H] and `masked_lm_positions` int32 [B, P];
+    returns float32 logits [B, P, V].
+
+    `embedding_layer` is a reference, not configuration: the owning model (e.g.
+    AlbertPretrainer) passes it again when it is rebuilt from its config.
+    """
+
+    def __init__(
+        self,
+        embedding_layer,
+        hidden_act="gelu",
+        initializer_range=0.02,
+        layer_norm_epsilon=LAYER_NORM_EPSILON,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.embedding_layer = embedding_layer
+        self.hidden_act = hidden_act
+        self.activation = get_activation(hidden_act)
+        self.initializer_range = initializer_range
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.transform_dense = keras.layers.Dense(
+            embedding_layer.embedding_size,
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=initializer_range),
+            dtype=self.dtype_policy,
+            name="transform_dense",
+        )
+        self.transform_layer_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype="float32", name="transform_layer_norm"
+        )
+
+    def build(self, sequence_output_shape, masked_lm_positions_shape=None):
+        self.transform_dense.build(tuple(sequence_output_shape))
+        self.transform_layer_norm.build((None, None, self.embedding_layer.embedding_size))
+        self.output_bias = self.add_weight(
+            name="output_bias", shape=(self.embedding_layer.vocab_size,), initializer="zeros"
+        )
+        self.built = True
+
+    def call(self, sequence_output, masked_lm_positions):
+        x = gather_positions(sequence_output, masked_lm_positions)
+        x = self.activation(self.transform_dense(x))
+        x = ops.cast(self.transform_layer_norm(ops.cast(x, "float32")), self.compute_dtype)
+        logits = ops.matmul(x, ops.transpose(self.embedding_layer.word_embeddings))
+        return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
+
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            hidden_act=self.hidden_act,
+            initializer_range=self.initializer_range,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="albert_tf")
+class AlbertSentenceOrderHead(keras.layers.Layer):
+    """SOP head on the pooled output: logits = pooled · output_weightsᵀ + output_bias.
+
+    `output_weights` is stored [2, H] (out × in) like the original
+    `cls/seq_relationship/output_weights`. Call with `pooled_output` [B, H];
+    returns float32 logits [B, 2] (label 0 = sentences in order, 1 = swapped).
+    """
+
+    def __init__(self, hidden_size, initializer_range=0.02, num_classes=2, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.initializer_range = initializer_range
+        self.num_classes = num_classes
+
+    def build(self, input_shape=None):
+        self.output_weights = self.add_weight(
+            name="output_weights",
+            shape=(self.num_classes, self.hidden_size),
+            initializer=keras.initializers.TruncatedNormal(stddev=self.initializer_range),
+        )
+        self.output_bias = self.add_weight(name="output_bias", shape=(self.num_classes,), initializer="zeros")
+        self.built = True
+
+    def call(self, pooled_output):
+        logits = ops.matmul(pooled_output, ops.transpose(self.output_weights))
+        return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_classes)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            hidden_size=self.hidden_size,
+            initializer_range=self.initializer_range,
+            num_classes=self.num_classes,
+        )
+        return config

@@ -1,0 +1,35 @@
+"""Packaging for albert-tf. One pinned, mutually consistent TensorFlow stack:
+tensorflow, tensorflow-text and tensorflow-serving-api share the 2.20 minor version."""
+
+from setuptools import find_packages, setup
+
+# Console scripts: every CLI is also runnable as `python -m albert_tf.<module>`.
+CONSOLE_SCRIPTS = [
+    "albert-model-summary=albert_tf.model_summary:run",
+]
+
+setup(
+    name="albert-tf",
+    version="0.1.0",
+    description="ALBERT (A Lite BERT) in Keras 3 / TensorFlow 2: pretraining, fine-tuning, "
+    "checkpoint conversion and TF Serving export",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10,<3.14",
+    packages=find_packages(include=["albert_tf", "albert_tf.*"]),
+    install_requires=[
+        "tensorflow==2.20.0",
+        "tensorflow-text==2.20.1",
+        "tensorflow-serving-api==2.20.0",
+        "keras==3.12.0",
+        "sentencepiece==0.2.1",
+        "grpcio==1.85.3",
+        "absl-py==2.5.1",
+        "numpy>=1.26,<3",
+    ],
+    extras_require={
+        "test": ["pytest==9.2.0"],
+    },
+    entry_points={"console_scripts": CONSOLE_SCRIPTS},
+)
