@@ -30,6 +30,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest==9.2.0"],
+        # Plots and memory readings for benchmarks/.
+        "bench": ["matplotlib==3.11.2", "psutil==7.2.2"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )
