@@ -6,6 +6,8 @@ from setuptools import find_packages, setup
 # Console scripts: every CLI is also runnable as `python -m albert_tf.<module>`.
 CONSOLE_SCRIPTS = [
     "albert-model-summary=albert_tf.model_summary:run",
+    "albert-train-tokenizer=albert_tf.train_tokenizer:run",
+    "albert-tokenize=albert_tf.tokenize:run",
 ]
 
 setup(

@@ -46,3 +46,60 @@ def random_inputs(rng, config, batch, seq, pad_to=None):
     ids = np.where(mask == 1, ids, 0).astype("int32")
     types = np.where(mask == 1, types, 0).astype("int32")
     return {"input_word_ids": ids, "input_mask": mask, "input_type_ids": types}
+
+
+# ----------------------------------------------------------------- text fixtures
+import collections  # noqa: E402
+import pathlib  # noqa: E402
+import unicodedata  # noqa: E402
+
+SHARED_CORPUS = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "wikitext2-valid.txt"
+
+# Texts that stress normalisation and tokenization in both paths.
+HARD_CASES = [
+    "Café Müller, naïve résumé — Ångström Œuvre",
+    "1,000,000 people in 1999, 2000, and ²3, 4,5",
+    "東京と北京 中文字的分词 テスト 한국어",
+    "emoji 😀👍🏽 ok 🇫🇷 ‍",
+    "",
+    "   \t\n ",
+    "a\x00b\x07c\u200bd\ufeff e\x1ff\u2028g",
+    "ΟΔΟΣ ΣΟΦΟΣ Σ. ΑΣ' Σ ΣΣ",
+    "İstanbul ǅemal ß ﬁ ① ㎏ ＡＢＣ",
+    "long " + "x" * 600 + " words " + "ab" * 150,
+    "tab\tnew\nline\r\nend",
+    "``quoted'' \"straight\" ‘curly’ «guillemets»",
+    "\u00a8\u00a0 \u0301accent-first e\u0301\u0302",
+    "<unk> @-@ 20 @,@ 000 [MASK] [CLS]",
+    "Ⱟ ꟁ 𐕰 newer letters",
+]
+
+
+def corpus_lines():
+    """Lines of the shared WikiText-2 validation text."""
+    return SHARED_CORPUS.read_text(encoding="utf-8").split("\n")
+
+
+@pytest.fixture(scope="session")
+def spm_model_file(tmp_path_factory):
+    """A 2000-piece ALBERT-convention SentencePiece model trained on WikiText-2 valid."""
+    from albert_tf.text.spm_training import train_sentencepiece
+
+    prefix = tmp_path_factory.mktemp("spm") / "wiki"
+    return train_sentencepiece([str(SHARED_CORPUS)], str(prefix), vocab_size=2000, num_threads=2)
+
+
+@pytest.fixture(scope="session")
+def wordpiece_vocab_file(tmp_path_factory):
+    """A BERT-layout vocab.txt ([PAD]0 [UNK]100 [CLS]101 [SEP]102 [MASK]103) built from
+    the corpus: frequent words, every character alone and as a ## continuation."""
+    text = SHARED_CORPUS.read_text(encoding="utf-8") + "".join(HARD_CASES)
+    words = collections.Counter(text.lower().split())
+    chars = sorted({c for c in unicodedata.normalize("NFD", text.lower()) if not c.isspace()} | set(text))
+    tokens = ["[PAD]"] + [f"[unused{i}]" for i in range(1, 100)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokens += chars + ["##" + c for c in chars]
+    tokens += [w for w, _ in words.most_common(1500) if w.isalpha()]
+    tokens += ["##ing", "##ed", "##s", "un", "##aff", "##able", "[PAD]"]  # a duplicate, as real files have
+    path = tmp_path_factory.mktemp("wordpiece") / "vocab.txt"
+    path.write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    return str(path)
