@@ -8,6 +8,7 @@ CONSOLE_SCRIPTS = [
     "albert-model-summary=albert_tf.model_summary:run",
     "albert-train-tokenizer=albert_tf.train_tokenizer:run",
     "albert-tokenize=albert_tf.tokenize:run",
+    "albert-create-pretraining-data=albert_tf.create_pretraining_data:run",
 ]
 
 setup(

@@ -133,6 +133,10 @@ class SentencePieceTokenizer(AlbertTokenizer):
     def tokenize(self, text: str) -> list:
         return self.split_digit_commas(self.sp.EncodeAsPieces(self.normalize(text)))
 
+    def encode_normalized(self, text: str) -> list:
+        """Ids of text that already went through `normalize`."""
+        return self.convert_tokens_to_ids(self.split_digit_commas(self.sp.EncodeAsPieces(text)))
+
     def split_digit_commas(self, pieces) -> list:
         """The `encode_pieces` rule: "…9," becomes the pieces of "…9" followed by ","."""
         out = []
