@@ -9,6 +9,7 @@ CONSOLE_SCRIPTS = [
     "albert-train-tokenizer=albert_tf.train_tokenizer:run",
     "albert-tokenize=albert_tf.tokenize:run",
     "albert-create-pretraining-data=albert_tf.create_pretraining_data:run",
+    "albert-pipeline=albert_tf.run_pipeline:run",
 ]
 
 setup(

@@ -5,6 +5,8 @@ import keras
 from albert_tf.layers.heads import AlbertMaskedLMHead, AlbertSentenceOrderHead
 from albert_tf.models.backbone import INPUT_NAMES, AlbertBackbone, _deserialize_dtype
 
+PRETRAINER_INPUT_NAMES = INPUT_NAMES + ("masked_lm_positions",)
+
 
 @keras.saving.register_keras_serializable(package="albert_tf")
 class AlbertPretrainer(keras.Model):
@@ -37,8 +39,7 @@ class AlbertPretrainer(keras.Model):
             config.hidden_size, initializer_range=config.initializer_range, dtype=dtype, name="sop_head"
         )
         # === Functional model ===
-        inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in INPUT_NAMES}
-        inputs["masked_lm_positions"] = keras.Input(shape=(None,), dtype="int32", name="masked_lm_positions")
+        inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in PRETRAINER_INPUT_NAMES}
         encoded = backbone({name: inputs[name] for name in INPUT_NAMES})
         outputs = {
             "mlm_logits": self.mlm_head(encoded["sequence_output"], inputs["masked_lm_positions"]),

@@ -1,0 +1,127 @@
+"""albert-pipeline: the end-to-end job on a small corpus, as one command.
+
+    albert-pipeline --output_dir=out/pipeline                 # generated corpus
+    albert-pipeline --output_dir=out/mine --corpus='my/*.txt'  # your text
+
+The steps:
+1. Generate a corpus, unless --corpus is given.
+2. Train a SentencePiece model with ALBERT's special ids.
+3. Write MLM + SOP TFRecords.
+4. Build a tiny ALBERT pretrainer for that vocabulary and run it on a batch of the
+   records. The initial MLM loss must be close to ln(vocab size), and the SOP loss
+   close to ln 2.
+
+Pretraining, export and serving steps join as those commands land.
+"""
+
+import math
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("output_dir", "out/pipeline", "Where every artefact is written.")
+flags.DEFINE_string("corpus", None, "Text files (globs, comma-separated), one sentence per line; default: generated.")
+flags.DEFINE_integer("num_documents", 2000, "Documents in the generated corpus.")
+flags.DEFINE_integer("vocab_size", 2000, "SentencePiece vocabulary size.")
+flags.DEFINE_integer("max_seq_length", 128, "Sequence length of the examples.")
+flags.DEFINE_integer("dupe_factor", 2, "Masking passes over the corpus.")
+flags.DEFINE_integer("num_workers", os.cpu_count() or 1, "Data workers.")
+flags.DEFINE_integer("random_seed", 12345, "Seed of every step.")
+
+
+class Steps:
+    """Prints numbered steps with their duration."""
+
+    def __init__(self, total):
+        self.total, self.index, self.start = total, 0, None
+
+    def begin(self, title):
+        self.index += 1
+        self.start = time.perf_counter()
+        print(f"[{self.index}/{self.total}] {title} ...", flush=True)
+
+    def end(self, detail):
+        print(f"      {detail} ({time.perf_counter() - self.start:.1f} s)", flush=True)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from albert_tf.data.pipeline import create_pretraining_data
+    from albert_tf.data.synthetic_corpus import write_corpus
+    from albert_tf.data.worker import DataOptions, TokenizerSpec
+    from albert_tf.text.spm_training import CorpusError, expand_input_patterns, train_sentencepiece
+
+    out = FLAGS.output_dir
+    os.makedirs(out, exist_ok=True)
+    steps = Steps(4)
+    try:
+        steps.begin("corpus")
+        if FLAGS.corpus:
+            corpus_files = expand_input_patterns([FLAGS.corpus], flag="--corpus")
+            steps.end(f"{len(corpus_files)} file(s) given")
+        else:
+            corpus_files = [write_corpus(os.path.join(out, "corpus.txt"), FLAGS.num_documents, FLAGS.random_seed)]
+            steps.end(f"generated {FLAGS.num_documents:,} documents → {corpus_files[0]}")
+
+        steps.begin("SentencePiece tokenizer")
+        spm_model = train_sentencepiece(corpus_files, os.path.join(out, "spm"), vocab_size=FLAGS.vocab_size)
+        steps.end(f"{FLAGS.vocab_size:,} pieces → {spm_model}")
+
+        steps.begin("pretraining data")
+        data_dir = os.path.join(out, "data")
+        shards = [os.path.join(data_dir, f"train-{i}.tfrecord") for i in range(2)]
+        options = DataOptions(max_seq_length=FLAGS.max_seq_length, dupe_factor=FLAGS.dupe_factor,
+                              random_seed=FLAGS.random_seed)
+        summary = create_pretraining_data(corpus_files, shards, TokenizerSpec(spm_model_file=spm_model), options,
+                                          num_workers=FLAGS.num_workers)
+        steps.end(
+            f"{summary['examples']:,} examples, {summary['tokens']:,} tokens, masked "
+            f"{summary['masked'] / summary['tokens']:.3f}, SOP swapped {summary['swapped'] / summary['examples']:.3f}"
+            f" → {data_dir}"
+        )
+    except CorpusError as e:
+        print(f"albert-pipeline: {e}", file=sys.stderr)
+        return 1
+
+    steps.begin("tiny ALBERT on the records")
+    import keras
+
+    from albert_tf.config import AlbertConfig
+    from albert_tf.data.dataset import pretraining_dataset
+    from albert_tf.models import AlbertBackbone, AlbertPretrainer
+    from albert_tf.models.pretrainer import PRETRAINER_INPUT_NAMES
+    from albert_tf.params import count_parameters
+    from albert_tf.training.losses import masked_lm_loss, sentence_order_loss
+
+    keras.utils.set_random_seed(FLAGS.random_seed)
+    config = AlbertConfig.preset("tiny", vocab_size=FLAGS.vocab_size, max_position_embeddings=FLAGS.max_seq_length)
+    config.to_json_file(os.path.join(out, "albert_config.json"))
+    pretrainer = AlbertPretrainer(AlbertBackbone(config))
+    batch = next(iter(pretraining_dataset(shards, FLAGS.max_seq_length, options.max_predictions_per_seq, 32, seed=0)))
+    outputs = pretrainer({name: batch[name] for name in PRETRAINER_INPUT_NAMES}, training=False)
+    mlm = float(masked_lm_loss(outputs["mlm_logits"], batch["masked_lm_ids"], batch["masked_lm_weights"]))
+    sop = float(sentence_order_loss(outputs["sop_logits"], batch["next_sentence_labels"]))
+    steps.end(
+        f"{count_parameters(config).pretrainer:,} parameters; initial MLM loss {mlm:.3f} "
+        f"(ln V = {math.log(config.vocab_size):.3f}), SOP loss {sop:.3f} (ln 2 = {math.log(2):.3f})"
+    )
+    if abs(mlm - math.log(config.vocab_size)) > 0.5 or abs(sop - math.log(2)) > 0.2:
+        print("albert-pipeline: initial losses are far from chance level; the model or data is wrong", file=sys.stderr)
+        return 1
+    print(f"done: artefacts in {out}")
+    return 0
+
+
+def run():
+    """Console-script entry point."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""Training pieces: losses (and, with pretraining, optimizers and the loop)."""
