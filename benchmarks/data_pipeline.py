@@ -4,13 +4,13 @@
     python benchmarks/data_pipeline.py --original_dir=/path/to/google-research/albert
 
 The benchmark runs the CLI as users run it, with max_seq_length 128 and dupe_factor 5, on
-1 and 2 workers. It uses two corpus sizes (the text once and 4 times over) to show that
-peak memory does not grow with the corpus.
+1 and 2 workers. It uses two corpus sizes (--sizes, default the text once and 4 times
+over) to show that peak memory does not grow with the corpus.
 
 Memory is the peak summed RSS of the whole process tree (main process and workers),
 sampled every 20 ms. With --original_dir, the same input and flags also go through the
 original create_pretraining_data.py (TF1 code run through tensorflow.compat.v1; it needs
-`pip install tensorflow_hub six`), and the table gains the speed-up ratio against it.
+`six`, and `tensorflow_hub` for its tokenization.py import), and the table gains the speed-up ratio against it.
 It writes JSON and a markdown table to benchmarks/results/.
 """
 
@@ -31,23 +31,25 @@ DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "wikitext2-valid.txt"
 
 def measure(command, env=None):
     """Runs `command`; returns (seconds, peak RSS MiB of the process tree, stderr text)."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    root = psutil.Process(process.pid)
-    peak = 0
-    stderr_chunks = []
-    while process.poll() is None:
-        try:
-            tree = [root] + root.children(recursive=True)
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.02)
-    stderr_chunks.append(process.stderr.read().decode("utf-8", "replace"))
-    seconds = time.perf_counter() - start
+    # stderr goes to a file: a pipe that nobody drains blocks a chatty process.
+    with tempfile.TemporaryFile() as stderr:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+        root = psutil.Process(process.pid)
+        peak = 0
+        while process.poll() is None:
+            try:
+                tree = [root] + root.children(recursive=True)
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+        seconds = time.perf_counter() - start
+        stderr.seek(0)
+        text = stderr.read().decode("utf-8", "replace")
     if process.returncode != 0:
-        raise RuntimeError(f"{command[:3]} failed:\n{stderr_chunks[-1][-3000:]}")
-    return seconds, peak / 2**20, stderr_chunks[-1]
+        raise RuntimeError(f"{command[:3]} failed:\n{text[-3000:]}")
+    return seconds, peak / 2**20, text
 
 
 def summary_value(stderr, key):
@@ -73,6 +75,21 @@ def make_sentence_corpus(source, copies, path):
     return path
 
 
+def render_table(rows):
+    """The markdown table of the rows (list of dicts as written to the JSON)."""
+
+    def number(value):
+        return f"{value:,}" if isinstance(value, (int, float)) else "-"
+
+    lines = ["| implementation | corpus MiB | workers | seconds | tokens/s | examples/s | peak RSS MiB | × original |",
+             "|" + "---|" * 8]
+    for r in rows:
+        lines.append(f"| {r['implementation']} | {r['corpus_mib']} | {r['workers']} | {r['seconds']} | "
+                     f"{number(r['tokens_per_s'])} | {number(r['examples_per_s'])} | {r['peak_rss_mib']} | "
+                     f"{r['speedup_vs_original'] or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS))
@@ -80,6 +97,7 @@ def main():
     parser.add_argument("--max_seq_length", type=int, default=128)
     parser.add_argument("--dupe_factor", type=int, default=5)
     parser.add_argument("--original_dir", default=None, help="checkout of google-research/albert (optional baseline)")
+    parser.add_argument("--sizes", default="1,4", help="corpus sizes, as copies of the text")
     parser.add_argument("--out_dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
 
@@ -93,7 +111,7 @@ def main():
     flags = [f"--spm_model_file={spm_model}", f"--max_seq_length={args.max_seq_length}",
              f"--dupe_factor={args.dupe_factor}", "--max_predictions_per_seq=20", "--random_seed=12345"]
     rows = []
-    for copies in (1, 4):
+    for copies in [int(c) for c in args.sizes.split(",")]:
         corpus = make_sentence_corpus(pathlib.Path(args.corpus), copies, work / f"corpus-x{copies}.txt")
         size_mb = corpus.stat().st_size / 2**20
         for workers in (1, 2):
@@ -106,9 +124,9 @@ def main():
                          "examples": summary_value(log, "examples"), "peak_rss_mib": round(peak)})
         if args.original_dir:
             print(f"original create_pretraining_data.py, corpus x{copies} ...", file=sys.stderr, flush=True)
-            env = dict(os.environ, PYTHONPATH=str(pathlib.Path(args.original_dir).resolve().parent), TF_CPP_MIN_LOG_LEVEL="2")
-            module = pathlib.Path(args.original_dir).resolve().name + ".create_pretraining_data"
-            seconds, peak, log = measure([sys.executable, "-m", module, f"--input_file={corpus}",
+            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+            script = pathlib.Path(args.original_dir).resolve() / "create_pretraining_data.py"
+            seconds, peak, log = measure([sys.executable, str(script), f"--input_file={corpus}",
                                           f"--output_file={work}/original.tfrecord", f"--vocab_file={spm_model}",
                                           *flags], env=env)
             ours = next(r for r in rows if r["corpus_mib"] == round(size_mb, 2) and r["workers"] == 1)
@@ -126,13 +144,7 @@ def main():
     out_dir = pathlib.Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "data_pipeline.json").write_text(json.dumps(rows, indent=2) + "\n")
-    header = "| implementation | corpus MiB | workers | seconds | tokens/s | examples/s | peak RSS MiB | × original |"
-    lines = [header, "|" + "---|" * 8]
-    for r in rows:
-        lines.append(f"| {r['implementation']} | {r['corpus_mib']} | {r['workers']} | {r['seconds']} | "
-                     f"{r['tokens_per_s']:,} | {r['examples_per_s'] or '-':,} | {r['peak_rss_mib']} | "
-                     f"{r['speedup_vs_original'] or '-'} |")
-    table = "\n".join(lines) + "\n"
+    table = render_table(rows)
     (out_dir / "data_pipeline.md").write_text(table)
     print(table)
 
