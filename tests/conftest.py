@@ -80,6 +80,11 @@ def corpus_lines():
     return SHARED_CORPUS.read_text(encoding="utf-8").split("\n")
 
 
+def pytest_sessionstart(session):
+    if not SHARED_CORPUS.is_file():
+        raise pytest.UsageError(f"the tests read {SHARED_CORPUS}; check out the repository beside ../shared")
+
+
 @pytest.fixture(scope="session")
 def spm_model_file(tmp_path_factory):
     """A 2000-piece ALBERT-convention SentencePiece model trained on WikiText-2 valid."""

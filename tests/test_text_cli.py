@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import sentencepiece as spm
 
 from tests.conftest import HARD_CASES, SHARED_CORPUS, corpus_lines
@@ -57,3 +58,12 @@ def test_tokenize_cli_reports_bad_input(tmp_path, spm_model_file):
     assert result.returncode == 1 and b"stdin:2: invalid UTF-8" in result.stderr
     result = run_cli("albert_tf.tokenize", [])
     assert result.returncode == 1 and b"give --spm_model_file" in result.stderr
+
+
+def test_train_tokenizer_reports_unreadable_input(tmp_path):
+    folder = tmp_path / "folder.txt"
+    folder.mkdir()
+    from albert_tf.text.spm_training import CorpusError, train_sentencepiece
+
+    with pytest.raises(CorpusError, match="folder.txt: cannot read"):
+        train_sentencepiece([str(folder)], str(tmp_path / "m"), vocab_size=100)

@@ -33,7 +33,11 @@ def iter_documents(input_files, paragraph_per_line=False, skip_bad_lines=False, 
     """
     for path in input_files:
         document = []
-        with open(path, "rb") as f:
+        try:
+            f = open(path, "rb")
+        except OSError as e:
+            raise CorpusError(f"{path}: cannot read ({e.strerror})") from None
+        with f:
             for number, raw in enumerate(f, start=1):
                 try:
                     line = raw.decode("utf-8")

@@ -40,9 +40,13 @@ def expand_input_patterns(patterns, flag="--input"):
 
 
 def iter_lines(path):
-    """Yields (line_number, text) of a UTF-8 file. Raises CorpusError naming file:line
-    on invalid UTF-8."""
-    with open(path, "rb") as f:
+    """Yields (line_number, text) of a UTF-8 file. Raises CorpusError naming the file
+    when it cannot be read, and file:line on invalid UTF-8."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot read ({e.strerror})") from None
+    with f:
         for number, raw in enumerate(f, start=1):
             try:
                 yield number, raw.decode("utf-8")
