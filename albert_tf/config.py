@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 from typing import Any, Mapping, Optional
+
+from albert_tf.io_utils import write_text_atomically
 
 # Activation names accepted in `hidden_act`. "gelu" is the tanh approximation, as in
 # the original modeling.py; "gelu_exact" is the erf form (what HF calls "gelu").
@@ -224,16 +224,7 @@ class AlbertConfig:
 
     def to_json_file(self, path: str) -> None:
         """Writes the config atomically (temporary file in the same directory, then rename)."""
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".albert_config.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(self.to_json_string())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_text_atomically(path, self.to_json_string())
 
     def replace(self, **changes) -> "AlbertConfig":
         """A copy with `changes` applied (and validated)."""

@@ -11,13 +11,13 @@ against models actually built):
 import json
 import os
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the table
 
 from absl import app, flags
 
+from albert_tf.io_utils import write_text_atomically
 from albert_tf.config import ALBERT_PRESETS, BERT_PRESETS, PRESETS, AlbertConfig, AlbertConfigError
 from albert_tf.params import count_parameters
 
@@ -135,20 +135,6 @@ def render(rows, fmt):
     return "\n".join(lines) + "\n"
 
 
-def write_atomically(path, text):
-    """Writes `text` to `path` through a temporary file in the same directory."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp.", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -173,7 +159,7 @@ def main(argv):
     text = render(rows, FLAGS.format)
     sys.stdout.write(text)
     if FLAGS.output:
-        write_atomically(FLAGS.output, text)
+        write_text_atomically(FLAGS.output, text)
     return 0
 
 

@@ -7,7 +7,7 @@ paragraph and is split into sentences by `split_sentences`.
 
 import re
 
-from albert_tf.text.spm_training import CorpusError
+from albert_tf.text.spm_training import iter_lines
 
 # A sentence ends at . ! ? (ASCII or full-width) or 。, optionally followed by closing
 # quotes or brackets. It must then be followed by whitespace and the start of a new
@@ -33,31 +33,15 @@ def iter_documents(input_files, paragraph_per_line=False, skip_bad_lines=False, 
     """
     for path in input_files:
         document = []
-        try:
-            f = open(path, "rb")
-        except OSError as e:
-            raise CorpusError(f"{path}: cannot read ({e.strerror})") from None
-        with f:
-            for number, raw in enumerate(f, start=1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    if not skip_bad_lines:
-                        raise CorpusError(
-                            f"{path}:{number}: invalid UTF-8 ({e.reason} at byte {e.start}); "
-                            "fix the file or pass --skip_bad_lines"
-                        ) from None
-                    if counters is not None:
-                        counters["bad_lines"] = counters.get("bad_lines", 0) + 1
-                    continue
-                if not line.strip():
-                    if document:
-                        yield document
-                    document = []
-                elif paragraph_per_line:
-                    document.extend(split_sentences(line))
-                else:
-                    document.append(line)
+        for _, line in iter_lines(path, skip_bad_lines, counters):
+            if not line.strip():
+                if document:
+                    yield document
+                document = []
+            elif paragraph_per_line:
+                document.extend(split_sentences(line))
+            else:
+                document.append(line)
         if document:
             yield document
 

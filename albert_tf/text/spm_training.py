@@ -39,9 +39,13 @@ def expand_input_patterns(patterns, flag="--input"):
     return files
 
 
-def iter_lines(path):
-    """Yields (line_number, text) of a UTF-8 file. Raises CorpusError naming the file
-    when it cannot be read, and file:line on invalid UTF-8."""
+def iter_lines(path, skip_bad_lines=False, counters=None):
+    """Yields (line_number, text) of a UTF-8 file.
+
+    Raises CorpusError naming the file when it cannot be read, and naming file:line on
+    invalid UTF-8. With `skip_bad_lines`, such a line is skipped instead and counted in
+    counters["bad_lines"].
+    """
     try:
         f = open(path, "rb")
     except OSError as e:
@@ -51,7 +55,13 @@ def iter_lines(path):
             try:
                 yield number, raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise CorpusError(f"{path}:{number}: invalid UTF-8 ({e.reason} at byte {e.start})") from None
+                if not skip_bad_lines:
+                    raise CorpusError(
+                        f"{path}:{number}: invalid UTF-8 ({e.reason} at byte {e.start}); "
+                        "fix the file or pass --skip_bad_lines"
+                    ) from None
+                if counters is not None:
+                    counters["bad_lines"] = counters.get("bad_lines", 0) + 1
 
 
 def train_sentencepiece(
