@@ -10,6 +10,7 @@ CONSOLE_SCRIPTS = [
     "albert-tokenize=albert_tf.tokenize:run",
     "albert-create-pretraining-data=albert_tf.create_pretraining_data:run",
     "albert-pipeline=albert_tf.run_pipeline:run",
+    "albert-run-pretraining=albert_tf.run_pretraining:run",
 ]
 
 setup(

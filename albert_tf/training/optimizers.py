@@ -142,10 +142,15 @@ class AlbertLamb(_AlbertAdamBase):
         super().__init__(learning_rate, name=name, **kwargs)
 
 
+OPTIMIZERS = {"lamb": AlbertLamb, "adamw": AlbertAdamW}
+
+
 def create_optimizer(name, learning_rate, num_train_steps, num_warmup_steps=0, start_warmup_step=0, poly_power=1.0):
-    """`name` "lamb" or "adamw" with the original schedule; returns a Keras optimizer."""
-    schedule = AlbertLearningRate(learning_rate, num_train_steps, num_warmup_steps, start_warmup_step, poly_power)
-    optimizers = {"lamb": AlbertLamb, "adamw": AlbertAdamW}
-    if name not in optimizers:
+    """`name` "lamb" or "adamw" with the original schedule.
+
+    Returns (optimizer, schedule).
+    """
+    if name not in OPTIMIZERS:
         raise ValueError(f"--optimizer: unknown optimizer {name!r}; expected lamb or adamw")
-    return optimizers[name](schedule)
+    schedule = AlbertLearningRate(learning_rate, num_train_steps, num_warmup_steps, start_warmup_step, poly_power)
+    return OPTIMIZERS[name](schedule), schedule

@@ -1,0 +1,369 @@
+"""The MLM + SOP pretraining run: model, optimizer, distributed input, checkpoints, logs.
+
+`PretrainingRun` keeps one job's state. It validates everything before training. It
+restores the latest checkpoint of `output_dir`, so that a killed run restarted with
+the same command continues at the same step, with the same optimizer state and
+learning rate. It trains with logs, TensorBoard summaries and periodic checkpoints,
+and it evaluates into `eval_results.txt` / `.json` like the original.
+"""
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+
+import keras
+import tensorflow as tf
+
+from albert_tf.config import AlbertConfig
+from albert_tf.data.dataset import pretraining_dataset
+from albert_tf.data.schema import feature_lengths
+from albert_tf.io_utils import write_text_atomically
+from albert_tf.models import AlbertBackbone, AlbertPretrainer
+from albert_tf.models.pretrainer import PRETRAINER_INPUT_NAMES
+from albert_tf.text.spm_training import expand_input_patterns
+from albert_tf.training.distribute import is_chief
+from albert_tf.training.losses import masked_lm_loss, sentence_order_loss
+from albert_tf.training.optimizers import create_optimizer
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+class PretrainingError(ValueError):
+    """Bad input for a pretraining run; the message names the flag, file or feature."""
+
+
+@dataclasses.dataclass
+class PretrainingOptions:
+    """The flags of albert-run-pretraining (original names and defaults)."""
+
+    input_file: str
+    output_dir: str
+    albert_config: AlbertConfig
+    init_checkpoint: str = None
+    init_from_group0: bool = False
+    max_seq_length: int = 512
+    max_predictions_per_seq: int = 20
+    train_batch_size: int = 4096
+    eval_batch_size: int = 64
+    learning_rate: float = 0.00176
+    num_train_steps: int = 125000
+    num_warmup_steps: int = 3125
+    start_warmup_step: int = 0
+    poly_power: float = 1.0
+    optimizer: str = "lamb"
+    save_checkpoints_steps: int = 5000
+    keep_checkpoint_max: int = 5
+    do_train: bool = True
+    do_eval: bool = False
+    max_eval_steps: int = 100
+    random_seed: int = 12345
+    mixed_precision: str = "float32"
+    jit_compile: bool = False
+    log_steps: int = 100
+
+
+def check_input_files(input_file, max_seq_length, max_predictions_per_seq):
+    """Expands the patterns and checks the first record of each file against the flags.
+
+    Returns the list of files. Raises PretrainingError naming the file, the feature
+    and both lengths on a mismatch.
+    """
+    try:
+        files = expand_input_patterns([input_file], flag="--input_file")
+    except ValueError as e:
+        raise PretrainingError(str(e)) from None
+    expected = feature_lengths(max_seq_length, max_predictions_per_seq)
+    flag_of = {"seq": "--max_seq_length", "pred": "--max_predictions_per_seq"}
+    from albert_tf.data.schema import PRETRAINING_FEATURES
+
+    for path in files:
+        try:
+            first = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
+        except tf.errors.OpError as e:
+            raise PretrainingError(f"--input_file {path}: not a TFRecord file ({e.message})") from None
+        if first is None:
+            raise PretrainingError(f"--input_file {path}: the file holds no records")
+        example = tf.train.Example.FromString(first.numpy())
+        for name, kind, length_kind in PRETRAINING_FEATURES:
+            if name not in example.features.feature:
+                raise PretrainingError(f"--input_file {path}: feature {name!r} is missing")
+            feature = example.features.feature[name]
+            values = feature.float_list.value if kind == "float" else feature.int64_list.value
+            if len(values) != expected[name]:
+                flag = flag_of.get(length_kind, "the schema")
+                raise PretrainingError(
+                    f"--input_file {path}: feature {name!r} has length {len(values)}, but {flag} "
+                    f"asks for {expected[name]}"
+                )
+    return files
+
+
+def _checkpoint_holds_tf1_names(path):
+    try:
+        names = {name for name, _ in tf.train.list_variables(path)}
+    except (tf.errors.OpError, ValueError) as e:
+        raise PretrainingError(f"--init_checkpoint {path}: cannot read a checkpoint ({e})") from None
+    return any(name.startswith(("bert/", "module/bert/")) for name in names)
+
+
+class PretrainingRun:
+    """One pretraining job under a tf.distribute strategy."""
+
+    def __init__(self, options, strategy=None, log=print):
+        self.options = options
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.log = log
+        self.chief = is_chief(self.strategy)
+        self._validate()
+        self.files = check_input_files(options.input_file, options.max_seq_length, options.max_predictions_per_seq)
+        keras.utils.set_random_seed(options.random_seed)
+        with self.strategy.scope():
+            self.model = AlbertPretrainer(AlbertBackbone(options.albert_config, dtype=options.mixed_precision))
+            optimizer, self.schedule = create_optimizer(
+                options.optimizer,
+                options.learning_rate,
+                options.num_train_steps,
+                options.num_warmup_steps,
+                options.start_warmup_step,
+                options.poly_power,
+            )
+            self.optimizer = (
+                keras.optimizers.LossScaleOptimizer(optimizer) if options.mixed_precision == "mixed_float16" else optimizer
+            )
+            self.optimizer.build(self.model.trainable_variables)
+            self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        self.checkpoint_dir = options.output_dir if self.chief else tempfile.mkdtemp(prefix="albert-worker-ckpt-")
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self.checkpoint_dir, max_to_keep=options.keep_checkpoint_max, checkpoint_name="ckpt"
+        )
+        self._train_fn = None
+
+    # ----------------------------------------------------------------- checks
+    def _validate(self):
+        o = self.options
+        if o.optimizer not in ("lamb", "adamw"):
+            raise PretrainingError(f"--optimizer: {o.optimizer!r} is not lamb or adamw")
+        if o.mixed_precision not in PRECISIONS:
+            raise PretrainingError(f"--mixed_precision: {o.mixed_precision!r} is not one of {PRECISIONS}")
+        if o.max_seq_length > o.albert_config.max_position_embeddings:
+            raise PretrainingError(
+                f"--max_seq_length={o.max_seq_length} exceeds max_position_embeddings="
+                f"{o.albert_config.max_position_embeddings} of --albert_config_file"
+            )
+        for flag in ("train_batch_size", "eval_batch_size", "num_train_steps", "log_steps", "save_checkpoints_steps"):
+            if getattr(o, flag) < 1:
+                raise PretrainingError(f"--{flag} must be >= 1")
+        if o.train_batch_size % self.strategy.num_replicas_in_sync:
+            raise PretrainingError(
+                f"--train_batch_size={o.train_batch_size} is not divisible by the "
+                f"{self.strategy.num_replicas_in_sync} replicas"
+            )
+        try:
+            os.makedirs(o.output_dir, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=o.output_dir):
+                pass
+        except OSError as e:
+            raise PretrainingError(f"--output_dir {o.output_dir}: not writable ({e.strerror})") from None
+
+    # ----------------------------------------------------------------- state
+    @property
+    def step(self):
+        """The global step (optimizer iterations), an int."""
+        return int(self.optimizer.iterations.numpy())
+
+    def restore_or_initialize(self):
+        """Restores the latest checkpoint of output_dir, else --init_checkpoint weights.
+
+        Returns a str describing what happened.
+        """
+        latest = tf.train.latest_checkpoint(self.options.output_dir)
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            return f"resumed from {latest} at step {self.step}"
+        init = self.options.init_checkpoint
+        if not init:
+            return "initialized from scratch"
+        if os.path.isdir(init):
+            init = tf.train.latest_checkpoint(init) or init
+        if _checkpoint_holds_tf1_names(init):
+            raise PretrainingError(
+                f"--init_checkpoint {init}: this is an original TF1 checkpoint; convert it with "
+                "albert-convert-checkpoint first"
+            )
+        if self.options.init_from_group0:
+            self._init_from_group0(init)
+            return f"initialized every group from group 0 of {init}"
+        status = tf.train.Checkpoint(model=self.model).read(init)
+        status.expect_partial().assert_existing_objects_matched()
+        return f"initialized weights from {init}"
+
+    def _init_from_group0(self, path):
+        """Loads a one-group checkpoint and copies its group 0 into every group."""
+        config = self.options.albert_config
+        source = AlbertPretrainer(AlbertBackbone(config.replace(num_hidden_groups=1)))
+        tf.train.Checkpoint(model=source).read(path).expect_partial().assert_existing_objects_matched()
+        by_path = {v.path: v for v in source.weights}
+        for variable in self.model.weights:
+            name = variable.path
+            for group in config.used_groups:
+                name = name.replace(f"encoder/group_{group}_", "encoder/group_0_")
+            variable.assign(by_path[name])
+
+    # ----------------------------------------------------------------- steps
+    def _distributed_dataset(self, batch_size, training):
+        o = self.options
+
+        def dataset_fn(context):
+            return pretraining_dataset(
+                self.files,
+                o.max_seq_length,
+                o.max_predictions_per_seq,
+                context.get_per_replica_batch_size(batch_size),
+                shuffle=training,
+                seed=o.random_seed,
+                repeat=training,
+                input_context=context,
+            )
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+    def _step_metrics(self, batch, outputs):
+        mlm_logits = outputs["mlm_logits"]
+        weights = batch["masked_lm_weights"]
+        mlm_hits = tf.cast(tf.equal(tf.argmax(mlm_logits, -1, output_type=tf.int32), batch["masked_lm_ids"]), tf.float32)
+        sop_hits = tf.cast(tf.equal(tf.argmax(outputs["sop_logits"], -1, output_type=tf.int32), batch["next_sentence_labels"]), tf.float32)
+        mlm = masked_lm_loss(mlm_logits, batch["masked_lm_ids"], weights)
+        sop = sentence_order_loss(outputs["sop_logits"], batch["next_sentence_labels"])
+        sums = {
+            "mlm_correct": tf.reduce_sum(mlm_hits * weights),
+            "mlm_weight": tf.reduce_sum(weights),
+            "sop_correct": tf.reduce_sum(sop_hits),
+            "examples": tf.cast(tf.shape(sop_hits)[0], tf.float32),
+        }
+        return mlm, sop, sums
+
+    def _build_train_fn(self):
+        replicas = self.strategy.num_replicas_in_sync
+        model, optimizer = self.model, self.optimizer
+        scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+        def step_fn(batch):
+            with tf.GradientTape() as tape:
+                outputs = model({name: batch[name] for name in PRETRAINER_INPUT_NAMES}, training=True)
+                mlm, sop, sums = self._step_metrics(batch, outputs)
+                loss = (mlm + sop) / replicas
+                if scales_loss:
+                    loss = optimizer.scale_loss(loss)
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply(grads, model.trainable_variables)
+            return {"mlm_loss": mlm, "sop_loss": sop, **sums}
+
+        if self.options.jit_compile:
+            step_fn = tf.function(step_fn, jit_compile=True)
+
+        @tf.function
+        def train_fn(iterator):
+            results = self.strategy.run(step_fn, args=(next(iterator),))
+            return self._reduce(results)
+
+        return train_fn
+
+    def _reduce(self, results):
+        mean, total = tf.distribute.ReduceOp.MEAN, tf.distribute.ReduceOp.SUM
+        return {
+            key: self.strategy.reduce(mean if key.endswith("_loss") else total, value, axis=None)
+            for key, value in results.items()
+        }
+
+    @staticmethod
+    def _metrics(totals, batches):
+        return {
+            "masked_lm_accuracy": totals["mlm_correct"] / max(totals["mlm_weight"], 1e-9),
+            "masked_lm_loss": totals["mlm_loss"] / max(batches, 1),
+            "sentence_order_accuracy": totals["sop_correct"] / max(totals["examples"], 1e-9),
+            "sentence_order_loss": totals["sop_loss"] / max(batches, 1),
+        }
+
+    # ----------------------------------------------------------------- train / eval
+    def train(self):
+        """Trains to num_train_steps from the current step; returns the last log's metrics."""
+        o = self.options
+        iterator = iter(self._distributed_dataset(o.train_batch_size, training=True))
+        train_fn = self._build_train_fn()
+        writer = tf.summary.create_file_writer(os.path.join(o.output_dir, "train")) if self.chief else None
+        totals, batches = {}, 0
+        start_step, window_start, run_start = self.step, time.perf_counter(), time.perf_counter()
+        metrics = {}
+        while self.step < o.num_train_steps:
+            result = train_fn(iterator)
+            for key, value in result.items():
+                totals[key] = totals.get(key, 0.0) + float(value)
+            batches += 1
+            step = self.step
+            if step % o.log_steps == 0 or step == o.num_train_steps:
+                now = time.perf_counter()
+                metrics = self._metrics(totals, batches)
+                metrics["learning_rate"] = float(self.schedule(step - 1))
+                metrics["examples_per_second"] = totals["examples"] / (now - window_start)
+                metrics["loss"] = metrics["masked_lm_loss"] + metrics["sentence_order_loss"]
+                done = step - start_step
+                eta = (now - run_start) / max(done, 1) * (o.num_train_steps - step)
+                self.log(
+                    f"step {step}/{o.num_train_steps}  loss {metrics['loss']:.4f}  "
+                    f"mlm_loss {metrics['masked_lm_loss']:.4f}  mlm_acc {metrics['masked_lm_accuracy']:.4f}  "
+                    f"sop_loss {metrics['sentence_order_loss']:.4f}  sop_acc {metrics['sentence_order_accuracy']:.4f}  "
+                    f"lr {metrics['learning_rate']:.3e}  {metrics['examples_per_second']:.1f} ex/s  ETA {_duration(eta)}"
+                )
+                if writer:
+                    with writer.as_default(step=step):
+                        for key, value in metrics.items():
+                            tf.summary.scalar(key, value)
+                totals, batches, window_start = {}, 0, now
+            if step % o.save_checkpoints_steps == 0 or step == o.num_train_steps:
+                self.manager.save(checkpoint_number=step)
+        if writer:
+            writer.flush()
+        return metrics
+
+    def evaluate(self):
+        """Runs up to max_eval_steps eval batches over the input files.
+
+        It writes eval_results.txt ("key = value" lines, as the original) and
+        eval_results.json, and returns the metrics dict.
+        """
+        o = self.options
+        model = self.model
+
+        def eval_fn(batch):
+            outputs = model({name: batch[name] for name in PRETRAINER_INPUT_NAMES}, training=False)
+            mlm, sop, sums = self._step_metrics(batch, outputs)
+            return {"mlm_loss": mlm, "sop_loss": sop, **sums}
+
+        @tf.function
+        def distributed_eval(batch):
+            return self._reduce(self.strategy.run(eval_fn, args=(batch,)))
+
+        totals, batches = {}, 0
+        for batch in self._distributed_dataset(o.eval_batch_size, training=False):
+            if batches >= o.max_eval_steps:
+                break
+            for key, value in distributed_eval(batch).items():
+                totals[key] = totals.get(key, 0.0) + float(value)
+            batches += 1
+        results = self._metrics(totals, batches)
+        results["global_step"] = self.step
+        results["eval_batches"] = batches
+        if self.chief:
+            lines = "".join(f"{key} = {results[key]}\n" for key in sorted(results))
+            write_text_atomically(os.path.join(o.output_dir, "eval_results.txt"), lines)
+            write_text_atomically(os.path.join(o.output_dir, "eval_results.json"), json.dumps(results, indent=2) + "\n")
+        return results
+
+
+def _duration(seconds):
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
