@@ -54,12 +54,16 @@ class AlbertSharedEncoder(keras.layers.Layer):
         self.return_all_layers = return_all_layers
 
         self.layer_groups = [group_of_layer(l, num_layers, num_groups) for l in range(num_layers)]
-        self.blocks = []
-        self._block_index = {}
+        # Each block is a named attribute, not a list entry: tf.train.Checkpoint tracks
+        # attributes, and Keras's list wrapper is invisible to it.
+        self._block_names = []
         for group in sorted(set(self.layer_groups)):
             for inner in range(inner_group_num):
-                self._block_index[(group, inner)] = len(self.blocks)
-                self.blocks.append(
+                name = f"group_{group}_inner_group_{inner}"
+                self._block_names.append(name)
+                setattr(
+                    self,
+                    name,
                     AlbertTransformerBlock(
                         hidden_size,
                         num_heads,
@@ -70,13 +74,18 @@ class AlbertSharedEncoder(keras.layers.Layer):
                         attention_dropout_rate=attention_dropout_rate,
                         layer_norm_epsilon=layer_norm_epsilon,
                         dtype=self.dtype_policy,
-                        name=f"group_{group}_inner_group_{inner}",
-                    )
+                        name=name,
+                    ),
                 )
+
+    @property
+    def blocks(self):
+        """The distinct blocks, ordered by (group, inner)."""
+        return [getattr(self, name) for name in self._block_names]
 
     def block(self, group, inner):
         """The block `inner_group_{inner}` of group `group`."""
-        return self.blocks[self._block_index[(group, inner)]]
+        return getattr(self, f"group_{group}_inner_group_{inner}")
 
     def build(self, x_shape, attention_mask_shape=None):
         for block in self.blocks:
