@@ -36,6 +36,7 @@ flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept.")
 flags.DEFINE_bool("do_train", True, "Train.")
 flags.DEFINE_bool("do_eval", False, "Evaluate MLM/SOP on --input_file after training.")
 flags.DEFINE_integer("max_eval_steps", 100, "Evaluation batches.")
+flags.DEFINE_string("eval_input_file", None, "Held-out TFRecords for --do_eval (default: --input_file, as the original).")
 flags.DEFINE_integer("random_seed", 12345, "Seed of initialization and input shuffling.")
 flags.DEFINE_enum(
     "distribution_strategy",
@@ -102,6 +103,7 @@ def main(argv):
         mixed_precision=FLAGS.mixed_precision,
         jit_compile=FLAGS.jit_compile,
         log_steps=FLAGS.log_steps,
+        eval_input_file=FLAGS.eval_input_file,
     )
     try:
         strategy = create_strategy(FLAGS.distribution_strategy, FLAGS.tpu_name)

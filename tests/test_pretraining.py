@@ -77,7 +77,8 @@ def options(records, output_dir, **changes):
 
 def test_loss_falls_and_eval_results_are_written(records, tmp_path):
     logs = []
-    run = PretrainingRun(options(records, tmp_path, num_train_steps=120, log_steps=20), log=logs.append)
+    run = PretrainingRun(options(records, tmp_path, num_train_steps=120, log_steps=20, eval_input_file=records[0]),
+                         log=logs.append)
     assert run.restore_or_initialize() == "initialized from scratch"
     run.train()
     steps = logged_steps("\n".join(logs))

@@ -30,10 +30,15 @@ def expand_input_patterns(patterns, flag="--input"):
     files = []
     for pattern in patterns:
         for part in [p for p in str(pattern).split(",") if p]:
-            matches = sorted(glob.glob(part))
+            if "://" in part:  # gs://, hdfs://: TensorFlow's file systems (imported only then)
+                import tensorflow as tf
+
+                matches = sorted(tf.io.gfile.glob(part))
+            else:
+                matches = sorted(m for m in glob.glob(part) if os.path.isfile(m))
             if not matches:
                 raise CorpusError(f"{flag}: no file matches {part!r}")
-            files.extend(m for m in matches if os.path.isfile(m))
+            files.extend(matches)
     if not files:
         raise CorpusError(f"{flag}: no input files given")
     return files

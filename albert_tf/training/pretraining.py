@@ -10,6 +10,7 @@ and it evaluates into `eval_results.txt` / `.json` like the original.
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
 import time
 
@@ -62,6 +63,7 @@ class PretrainingOptions:
     mixed_precision: str = "float32"
     jit_compile: bool = False
     log_steps: int = 100
+    eval_input_file: str = None  # default: input_file, as the original evaluates
 
 
 def check_input_files(input_file, max_seq_length, max_predictions_per_seq):
@@ -118,6 +120,11 @@ class PretrainingRun:
         self.chief = is_chief(self.strategy)
         self._validate()
         self.files = check_input_files(options.input_file, options.max_seq_length, options.max_predictions_per_seq)
+        self.eval_files = (
+            check_input_files(options.eval_input_file, options.max_seq_length, options.max_predictions_per_seq)
+            if options.eval_input_file
+            else self.files
+        )
         keras.utils.set_random_seed(options.random_seed)
         with self.strategy.scope():
             self.model = AlbertPretrainer(AlbertBackbone(options.albert_config, dtype=options.mixed_precision))
@@ -214,10 +221,11 @@ class PretrainingRun:
     # ----------------------------------------------------------------- steps
     def _distributed_dataset(self, batch_size, training):
         o = self.options
+        files = self.files if training else self.eval_files
 
         def dataset_fn(context):
             return pretraining_dataset(
-                self.files,
+                files,
                 o.max_seq_length,
                 o.max_predictions_per_seq,
                 context.get_per_replica_batch_size(batch_size),
@@ -287,22 +295,28 @@ class PretrainingRun:
         }
 
     # ----------------------------------------------------------------- train / eval
-    def train(self):
-        """Trains to num_train_steps from the current step; returns the last log's metrics."""
+    def train(self, until_step=None):
+        """Trains from the current step to `until_step` (default num_train_steps).
+
+        Returns the metrics of the last log line.
+        """
         o = self.options
-        iterator = iter(self._distributed_dataset(o.train_batch_size, training=True))
-        train_fn = self._build_train_fn()
+        until_step = min(until_step or o.num_train_steps, o.num_train_steps)
+        if self._train_fn is None:
+            self._iterator = iter(self._distributed_dataset(o.train_batch_size, training=True))
+            self._train_fn = self._build_train_fn()
+        iterator, train_fn = self._iterator, self._train_fn
         writer = tf.summary.create_file_writer(os.path.join(o.output_dir, "train")) if self.chief else None
         totals, batches = {}, 0
         start_step, window_start, run_start = self.step, time.perf_counter(), time.perf_counter()
         metrics = {}
-        while self.step < o.num_train_steps:
+        while self.step < until_step:
             result = train_fn(iterator)
             for key, value in result.items():
                 totals[key] = totals.get(key, 0.0) + float(value)
             batches += 1
             step = self.step
-            if step % o.log_steps == 0 or step == o.num_train_steps:
+            if step % o.log_steps == 0 or step == until_step:
                 now = time.perf_counter()
                 metrics = self._metrics(totals, batches)
                 metrics["learning_rate"] = float(self.schedule(step - 1))
@@ -325,10 +339,12 @@ class PretrainingRun:
                 self.manager.save(checkpoint_number=step)
         if writer:
             writer.flush()
+        if not self.chief and self.step >= o.num_train_steps:
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)  # a worker's copy exists only for the collective save
         return metrics
 
     def evaluate(self):
-        """Runs up to max_eval_steps eval batches over the input files.
+        """Runs up to max_eval_steps eval batches over eval_input_file (default: input_file).
 
         It writes eval_results.txt ("key = value" lines, as the original) and
         eval_results.json, and returns the metrics dict.
