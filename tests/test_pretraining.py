@@ -1,5 +1,6 @@
 """albert-run-pretraining: learning, resuming, distribution and bad input."""
 
+import collections
 import json
 import os
 import re
@@ -224,3 +225,31 @@ def test_multi_worker_mirrored_with_two_local_workers(records, tmp_path):
     assert "2 replica(s)" in outputs[0]
     assert tf.train.latest_checkpoint(output_dir).endswith("ckpt-20")
     assert sorted(os.listdir(output_dir)).count("checkpoint") == 1
+
+
+@pytest.mark.parametrize("precision, jit", [("mixed_bfloat16", True), ("mixed_float16", False)])
+def test_mixed_precision_and_xla_steps_train(records, tmp_path, precision, jit):
+    logs = []
+    run = PretrainingRun(options(records, tmp_path, num_train_steps=20, log_steps=10, mixed_precision=precision,
+                                 jit_compile=jit), log=logs.append)
+    run.restore_or_initialize()
+    run.train()
+    steps = logged_steps("\n".join(logs))
+    assert all(np.isfinite(v["loss"]) for v in steps.values())
+    assert steps[20]["mlm_loss"] < steps[10]["mlm_loss"] + 0.5
+    assert run.model.backbone.encoder.blocks[0].ffn_intermediate.compute_dtype == precision.split("_")[1]
+
+
+def test_fewer_files_than_workers_shards_records(records):
+    from albert_tf.data.dataset import pretraining_dataset
+
+    single_file = sorted(tf.io.gfile.glob(records[0]))[0]
+    seen = []
+    for pipeline in (0, 1):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline)
+        batches = pretraining_dataset(single_file, SEQ, PRED, batch_size=64, shuffle=False, input_context=context)
+        seen.append(collections.Counter(tuple(row) for b in batches for row in b["input_word_ids"].numpy().tolist()))
+    everything = collections.Counter(tuple(row) for b in pretraining_dataset(single_file, SEQ, PRED, 64, shuffle=False)
+                                     for row in b["input_word_ids"].numpy().tolist())
+    assert seen[0] and seen[1] and seen[0] + seen[1] == everything  # disjoint halves of the records
+    assert abs(sum(seen[0].values()) - sum(seen[1].values())) <= 1

@@ -30,8 +30,8 @@ def pretraining_dataset(
 
     Args:
       input_patterns: comma-separated globs (str or list).
-      input_context: a tf.distribute.InputContext; when given, files are sharded per
-        input pipeline.
+      input_context: a tf.distribute.InputContext. When given, files are sharded per
+        input pipeline, or records when there are fewer files than pipelines.
     Yields dicts of int32 [B, max_seq_length] (`input_word_ids`, `input_mask`,
     `input_type_ids`), int32 [B, P] `masked_lm_positions` and `masked_lm_ids`, float32
     [B, P] `masked_lm_weights`, and int32 [B] `next_sentence_labels`.
@@ -42,8 +42,10 @@ def pretraining_dataset(
                                   flag="--input_file")
     spec = parsing_spec(max_seq_length, max_predictions_per_seq)
     dataset = tf.data.Dataset.from_tensor_slices(files)
-    if input_context is not None:
-        dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    pipelines = input_context.num_input_pipelines if input_context is not None else 1
+    shard_files = pipelines > 1 and len(files) >= pipelines
+    if shard_files:
+        dataset = dataset.shard(pipelines, input_context.input_pipeline_id)
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed)
     dataset = dataset.interleave(
@@ -52,6 +54,8 @@ def pretraining_dataset(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=not shuffle or seed is not None,
     )
+    if pipelines > 1 and not shard_files:  # fewer files than workers: shard the records instead
+        dataset = dataset.shard(pipelines, input_context.input_pipeline_id)
     if shuffle:
         dataset = dataset.shuffle(10000, seed=seed)
     if repeat:
