@@ -10,9 +10,10 @@ the same inputs, flags and seed, whatever `--num_workers`.
 """
 
 import os
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from albert_tf.cli_support import log, quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()
 
 from absl import app, flags  # noqa: E402
 
@@ -48,10 +49,6 @@ flags.DEFINE_bool("skip_bad_lines", False, "Skip (and count) lines that are not 
 flags.mark_flags_as_required(["input_file", "output_file"])
 
 
-def _stderr(line):
-    print(line, file=sys.stderr, flush=True)
-
-
 def validate_flags():
     """Raises app.UsageError naming the flag; returns warnings (list of str)."""
     checks = [
@@ -82,7 +79,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     for warning in validate_flags():
-        _stderr(f"warning: {warning}")
+        log(f"warning: {warning}")
     outputs = [p for p in FLAGS.output_file.split(",") if p]
     if not outputs:
         raise app.UsageError("--output_file: no output file given")
@@ -104,7 +101,7 @@ def main(argv):
     try:
         load_tokenizer(spec.spm_model_file, spec.vocab_file, spec.do_lower_case)  # fail before any work
         inputs = expand_input_patterns([FLAGS.input_file], flag="--input_file")
-        _stderr(f"reading {len(inputs)} file(s) with {FLAGS.num_workers} worker(s); writing {len(outputs)} shard(s)")
+        log(f"reading {len(inputs)} file(s) with {FLAGS.num_workers} worker(s); writing {len(outputs)} shard(s)")
         summary = create_pretraining_data(
             inputs,
             outputs,
@@ -113,13 +110,13 @@ def main(argv):
             num_workers=FLAGS.num_workers,
             paragraph_per_line=FLAGS.input_format == "paragraph_per_line",
             skip_bad_lines=FLAGS.skip_bad_lines,
-            log=_stderr,
+            log=log,
         )
     except (CorpusError, TokenizerError) as e:
-        _stderr(f"albert-create-pretraining-data: {e}")
+        log(f"albert-create-pretraining-data: {e}")
         return 1
-    _stderr(summary.describe(summary.seconds))
-    _stderr(f"wrote {', '.join(outputs)}")
+    log(summary.describe(summary.seconds))
+    log(f"wrote {', '.join(outputs)}")
     return 0
 
 

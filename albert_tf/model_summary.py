@@ -13,7 +13,9 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the table
+from albert_tf.cli_support import log, quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()
 
 from absl import app, flags
 
@@ -150,11 +152,10 @@ def main(argv):
             named.append((os.path.basename(FLAGS.albert_config_file), AlbertConfig.from_json_file(FLAGS.albert_config_file)))
         except AlbertConfigError as e:
             raise app.UsageError(f"--albert_config_file: {e}") from None
-    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     try:
         rows = summary_rows(named, verify=FLAGS.verify, log=log)
     except RuntimeError as e:
-        print(f"albert-model-summary: {e}", file=sys.stderr)
+        log(f"albert-model-summary: {e}")
         return 1
     text = render(rows, FLAGS.format)
     sys.stdout.write(text)

@@ -16,10 +16,12 @@ Pretraining, export and serving steps join as those commands land.
 
 import math
 import os
-import sys
+
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from albert_tf.cli_support import log, quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()
 
 from absl import app, flags  # noqa: E402
 
@@ -86,7 +88,7 @@ def main(argv):
             f" → {data_dir}"
         )
     except CorpusError as e:
-        print(f"albert-pipeline: {e}", file=sys.stderr)
+        log(f"albert-pipeline: {e}")
         return 1
 
     steps.begin("tiny ALBERT on the records")
@@ -112,7 +114,7 @@ def main(argv):
         f"(ln V = {math.log(config.vocab_size):.3f}), SOP loss {sop:.3f} (ln 2 = {math.log(2):.3f})"
     )
     if abs(mlm - math.log(config.vocab_size)) > 0.5 or abs(sop - math.log(2)) > 0.2:
-        print("albert-pipeline: initial losses are far from chance level; the model or data is wrong", file=sys.stderr)
+        log("albert-pipeline: initial losses are far from chance level; the model or data is wrong")
         return 1
     print(f"done: artefacts in {out}")
     return 0

@@ -8,10 +8,9 @@ The flag names and defaults are those of the original run_pretraining.py. Runnin
 same command again after a crash resumes from the last checkpoint in --output_dir.
 """
 
-import os
-import sys
+from albert_tf.cli_support import log, quiet_tensorflow  # noqa: E402
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+quiet_tensorflow()
 
 from absl import app, flags  # noqa: E402
 
@@ -52,10 +51,6 @@ flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into this many logical de
 flags.mark_flags_as_required(["input_file", "output_dir", "albert_config_file"])
 
 
-def _stderr(line):
-    print(line, file=sys.stderr, flush=True)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -76,7 +71,7 @@ def main(argv):
     try:
         config = AlbertConfig.from_json_file(FLAGS.albert_config_file)
     except AlbertConfigError as e:
-        _stderr(f"albert-run-pretraining: --albert_config_file: {e}")
+        log(f"albert-run-pretraining: --albert_config_file: {e}")
         return 1
     options = PretrainingOptions(
         input_file=FLAGS.input_file,
@@ -107,15 +102,15 @@ def main(argv):
     )
     try:
         strategy = create_strategy(FLAGS.distribution_strategy, FLAGS.tpu_name)
-        run = PretrainingRun(options, strategy, log=_stderr)
-        _stderr(f"{strategy.num_replicas_in_sync} replica(s); {run.restore_or_initialize()}")
+        run = PretrainingRun(options, strategy, log=log)
+        log(f"{strategy.num_replicas_in_sync} replica(s); {run.restore_or_initialize()}")
         if FLAGS.do_train:
             run.train()
         if FLAGS.do_eval:
             results = run.evaluate()
-            _stderr("eval: " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(results.items())))
+            log("eval: " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(results.items())))
     except PretrainingError as e:
-        _stderr(f"albert-run-pretraining: {e}")
+        log(f"albert-run-pretraining: {e}")
         return 1
     return 0
 

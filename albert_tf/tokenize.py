@@ -9,10 +9,11 @@ comparing the two outputs checks their parity from outside.
 """
 
 import json
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from albert_tf.cli_support import log, quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()
 
 from absl import app, flags  # noqa: E402
 
@@ -91,7 +92,7 @@ def main(argv):
         for record in records:
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
     except TokenizerError as e:
-        print(f"albert-tokenize: {e}", file=sys.stderr)
+        log(f"albert-tokenize: {e}")
         return 1
     return 0
 

@@ -7,9 +7,11 @@ It writes `<model_prefix>.model` and `<model_prefix>.vocab` with `<pad>`=0, `<un
 `[CLS]`=2, `[SEP]`=3 and `[MASK]`=4.
 """
 
-import sys
+
 
 from absl import app, flags
+
+from albert_tf.cli_support import log
 
 from albert_tf.text.spm_training import CorpusError, expand_input_patterns, train_sentencepiece
 
@@ -32,7 +34,6 @@ def main(argv):
         raise app.UsageError("--vocab_size must leave room for the 5 special and 8 user-defined pieces")
     try:
         files = expand_input_patterns(FLAGS.input)
-        log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         log(f"training a {FLAGS.model_type} model of {FLAGS.vocab_size:,} pieces on {len(files)} file(s)")
         path = train_sentencepiece(
             files,
@@ -46,7 +47,7 @@ def main(argv):
             log=log,
         )
     except CorpusError as e:
-        print(f"albert-train-tokenizer: {e}", file=sys.stderr)
+        log(f"albert-train-tokenizer: {e}")
         return 1
     print(f"wrote {path} and {FLAGS.model_prefix}.vocab")
     return 0

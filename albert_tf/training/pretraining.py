@@ -146,6 +146,7 @@ class PretrainingRun:
             self.checkpoint, self.checkpoint_dir, max_to_keep=options.keep_checkpoint_max, checkpoint_name="ckpt"
         )
         self._train_fn = None
+        self._eval_fn = None
 
     # ----------------------------------------------------------------- checks
     def _validate(self):
@@ -350,17 +351,20 @@ class PretrainingRun:
         eval_results.json, and returns the metrics dict.
         """
         o = self.options
-        model = self.model
+        if self._eval_fn is None:  # traced once per run, not once per evaluation
+            model = self.model
 
-        def eval_fn(batch):
-            outputs = model({name: batch[name] for name in PRETRAINER_INPUT_NAMES}, training=False)
-            mlm, sop, sums = self._step_metrics(batch, outputs)
-            return {"mlm_loss": mlm, "sop_loss": sop, **sums}
+            def eval_fn(batch):
+                outputs = model({name: batch[name] for name in PRETRAINER_INPUT_NAMES}, training=False)
+                mlm, sop, sums = self._step_metrics(batch, outputs)
+                return {"mlm_loss": mlm, "sop_loss": sop, **sums}
 
-        @tf.function
-        def distributed_eval(batch):
-            return self._reduce(self.strategy.run(eval_fn, args=(batch,)))
+            @tf.function(reduce_retracing=True)
+            def distributed_eval(batch):
+                return self._reduce(self.strategy.run(eval_fn, args=(batch,)))
 
+            self._eval_fn = distributed_eval
+        distributed_eval = self._eval_fn
         totals, batches = {}, 0
         for batch in self._distributed_dataset(o.eval_batch_size, training=False):
             if batches >= o.max_eval_steps:
