@@ -12,6 +12,16 @@ def quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def quiet_absl_info():
+    """Drops absl INFO lines (TensorFlow logs one per checkpoint write) from progress.
+
+    Call it inside `main`, after absl has parsed the flags.
+    """
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)
+
+
 def log(line):
     """Prints one progress or error line to stderr, flushed, so stdout stays data."""
     print(line, file=sys.stderr, flush=True)

@@ -10,16 +10,20 @@ The steps:
 4. Build a tiny ALBERT pretrainer for that vocabulary and run it on a batch of the
    records. The initial MLM loss must be close to ln(vocab size), and the SOP loss
    close to ln 2.
+5. Pretrain it with LAMB for --train_steps steps (albert-run-pretraining's loop), then
+   evaluate. The MLM loss must fall.
 
-Pretraining, export and serving steps join as those commands land.
+Export and serving steps join as those commands land. Each run rebuilds everything in
+--output_dir.
 """
 
 import math
 import os
+import shutil
 
 import time
 
-from albert_tf.cli_support import log, quiet_tensorflow  # noqa: E402
+from albert_tf.cli_support import log, quiet_absl_info, quiet_tensorflow  # noqa: E402
 
 quiet_tensorflow()
 
@@ -33,6 +37,7 @@ flags.DEFINE_integer("vocab_size", 2000, "SentencePiece vocabulary size.")
 flags.DEFINE_integer("max_seq_length", 128, "Sequence length of the examples.")
 flags.DEFINE_integer("dupe_factor", 2, "Masking passes over the corpus.")
 flags.DEFINE_integer("num_workers", os.cpu_count() or 1, "Data workers.")
+flags.DEFINE_integer("train_steps", 300, "Pretraining steps of the tiny model.")
 flags.DEFINE_integer("random_seed", 12345, "Seed of every step.")
 
 
@@ -54,6 +59,7 @@ class Steps:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    quiet_absl_info()
     from albert_tf.data.pipeline import create_pretraining_data
     from albert_tf.data.synthetic_corpus import write_corpus
     from albert_tf.data.worker import DataOptions, TokenizerSpec
@@ -61,7 +67,7 @@ def main(argv):
 
     out = FLAGS.output_dir
     os.makedirs(out, exist_ok=True)
-    steps = Steps(4)
+    steps = Steps(5)
     try:
         steps.begin("corpus")
         if FLAGS.corpus:
@@ -115,6 +121,33 @@ def main(argv):
     )
     if abs(mlm - math.log(config.vocab_size)) > 0.5 or abs(sop - math.log(2)) > 0.2:
         log("albert-pipeline: initial losses are far from chance level; the model or data is wrong")
+        return 1
+
+    steps.begin(f"pretraining ({FLAGS.train_steps} LAMB steps, batch 32)")
+    from albert_tf.training.pretraining import PretrainingOptions, PretrainingRun
+
+    pretrain_dir = os.path.join(out, "pretrain")
+    shutil.rmtree(pretrain_dir, ignore_errors=True)  # a fresh run, not a resume of an earlier one
+    run = PretrainingRun(
+        PretrainingOptions(
+            input_file=",".join(shards), output_dir=pretrain_dir, albert_config=config,
+            max_seq_length=FLAGS.max_seq_length, max_predictions_per_seq=options.max_predictions_per_seq,
+            train_batch_size=32, eval_batch_size=64, learning_rate=0.005, num_train_steps=FLAGS.train_steps,
+            num_warmup_steps=max(FLAGS.train_steps // 10, 1), save_checkpoints_steps=FLAGS.train_steps,
+            log_steps=max(FLAGS.train_steps // 3, 1), max_eval_steps=10, random_seed=FLAGS.random_seed,
+        ),
+        log=lambda line: print("      " + line, flush=True),
+    )
+    run.restore_or_initialize()
+    run.train()
+    results = run.evaluate()
+    steps.end(
+        f"MLM loss {mlm:.3f} → {results['masked_lm_loss']:.3f}, MLM accuracy "
+        f"{results['masked_lm_accuracy']:.3f}, SOP accuracy {results['sentence_order_accuracy']:.3f} "
+        f"→ {pretrain_dir}"
+    )
+    if not results["masked_lm_loss"] < mlm - 0.5:
+        log("albert-pipeline: pretraining did not lower the MLM loss")
         return 1
     print(f"done: artefacts in {out}")
     return 0

@@ -8,7 +8,7 @@ The flag names and defaults are those of the original run_pretraining.py. Runnin
 same command again after a crash resumes from the last checkpoint in --output_dir.
 """
 
-from albert_tf.cli_support import log, quiet_tensorflow  # noqa: E402
+from albert_tf.cli_support import log, quiet_absl_info, quiet_tensorflow  # noqa: E402
 
 quiet_tensorflow()
 
@@ -57,11 +57,10 @@ def main(argv):
     if not FLAGS.do_train and not FLAGS.do_eval:
         raise app.UsageError("nothing to do: set --do_train and/or --do_eval")
     import tensorflow as tf
-    from absl import logging
 
     from albert_tf.config import AlbertConfig, AlbertConfigError
 
-    logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint INFO lines drown the progress
+    quiet_absl_info()
     from albert_tf.training.distribute import create_strategy
     from albert_tf.training.pretraining import PretrainingError, PretrainingOptions, PretrainingRun
 

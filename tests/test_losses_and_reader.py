@@ -51,9 +51,11 @@ def test_reader_feeds_the_pretrainer(tmp_path, spm_model_file):
 @pytest.mark.slow
 def test_pipeline_main_job_runs_end_to_end(tmp_path):
     result = subprocess.run([sys.executable, "-m", "albert_tf.run_pipeline", f"--output_dir={tmp_path}",
-                             "--num_documents=400", "--vocab_size=500"], capture_output=True, timeout=600)
+                             "--num_documents=400", "--vocab_size=500", "--train_steps=60"], capture_output=True,
+                            timeout=600)
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     stdout = result.stdout.decode()
-    assert "[4/4]" in stdout and "initial MLM loss" in stdout and "done" in stdout
-    for name in ("corpus.txt", "spm.model", "spm.vocab", "albert_config.json", "data/train-0.tfrecord"):
+    assert "[5/5]" in stdout and "initial MLM loss" in stdout and "MLM loss" in stdout and "done" in stdout
+    for name in ("corpus.txt", "spm.model", "spm.vocab", "albert_config.json", "data/train-0.tfrecord",
+                 "pretrain/ckpt-60.index", "pretrain/eval_results.txt"):
         assert (tmp_path / name).exists(), name
