@@ -11,6 +11,7 @@ masking uses. `load_tokenizer` picks the back end from the flags that the origin
 scripts take.
 """
 
+import abc
 import unicodedata
 
 import sentencepiece as spm
@@ -38,7 +39,7 @@ class TokenizerError(ValueError):
     names the file."""
 
 
-class AlbertTokenizer:
+class AlbertTokenizer(abc.ABC):
     """Common interface of the two back ends.
 
     Attributes: `vocab_size`, and the ids `pad_id`, `unk_id`, `cls_id`, `sep_id`
@@ -53,22 +54,22 @@ class AlbertTokenizer:
     sep_id: int
     mask_id: int
 
+    @abc.abstractmethod
     def tokenize(self, text: str) -> list:
         """Returns the pieces (list of str) of `text`."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def convert_tokens_to_ids(self, tokens) -> list:
         """Returns the ids (list of int) of the pieces."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def convert_ids_to_tokens(self, ids) -> list:
         """Returns the pieces (list of str) of the ids."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def is_word_start(self, piece: str) -> bool:
         """True if `piece` starts a word. Whole-word masking groups a piece with the
         piece before it when this is False."""
-        raise NotImplementedError
 
     def encode(self, text: str) -> list:
         """Returns the ids (list of int) of `text`."""
