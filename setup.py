@@ -11,6 +11,7 @@ CONSOLE_SCRIPTS = [
     "albert-create-pretraining-data=albert_tf.create_pretraining_data:run",
     "albert-pipeline=albert_tf.run_pipeline:run",
     "albert-run-pretraining=albert_tf.run_pretraining:run",
+    "albert-convert-checkpoint=albert_tf.convert_checkpoint:run",
 ]
 
 setup(

@@ -203,9 +203,10 @@ class PretrainingRun:
         if self.options.init_from_group0:
             self._init_from_group0(init)
             return f"initialized every group from group 0 of {init}"
-        status = tf.train.Checkpoint(model=self.model).read(init)
-        status.expect_partial().assert_existing_objects_matched()
-        return f"initialized weights from {init}"
+        holds_heads = any(name.startswith("model/mlm_head/") for name, _ in tf.train.list_variables(init))
+        target = self.model if holds_heads else self.model.backbone  # a backbone-only checkpoint
+        tf.train.Checkpoint(model=target).read(init).expect_partial().assert_existing_objects_matched()
+        return f"initialized {'weights' if holds_heads else 'the encoder (fresh MLM/SOP heads)'} from {init}"
 
     def _init_from_group0(self, path):
         """Loads a one-group checkpoint and copies its group 0 into every group."""
