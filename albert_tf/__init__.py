@@ -14,6 +14,7 @@ _EXPORTS = {
     "AlbertConfig": "albert_tf.config",
     "AlbertConfigError": "albert_tf.config",
     "AlbertBackbone": "albert_tf.models",
+    "AlbertClassifier": "albert_tf.models",
     "AlbertPretrainer": "albert_tf.models",
     "count_parameters": "albert_tf.params",
 }

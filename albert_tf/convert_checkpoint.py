@@ -25,7 +25,9 @@ flags.DEFINE_string("tf1_checkpoint", None, "Original checkpoint prefix (e.g. al
 flags.DEFINE_string("checkpoint", None, "With --to_tf1: a checkpoint of ours (file prefix or directory).")
 flags.DEFINE_string("albert_config_file", None, "albert_config.json of the model.")
 flags.DEFINE_string("output_dir", None, "Where the converted checkpoint and albert_config.json are written.")
-flags.DEFINE_enum("model", "pretrainer", ["backbone", "pretrainer"], "What to convert: the encoder, or it with MLM/SOP heads.")
+flags.DEFINE_enum("model", "pretrainer", ["backbone", "pretrainer", "classifier"],
+                  "What to convert: the encoder, it with MLM/SOP heads, or a fine-tuned run_classifier model.")
+flags.DEFINE_integer("num_labels", None, "Classes of --model=classifier (default: read off output_bias).")
 flags.DEFINE_bool("to_tf1", False, "Convert a checkpoint of ours to the original TF1 names.")
 flags.DEFINE_list("allow_missing", [], "Name prefixes (e.g. cls/) that may be absent from the TF1 checkpoint.")
 flags.mark_flags_as_required(["albert_config_file", "output_dir"])
@@ -60,7 +62,7 @@ def main(argv):
             source = tf.train.latest_checkpoint(FLAGS.checkpoint) if os.path.isdir(FLAGS.checkpoint) else FLAGS.checkpoint
             if not source:
                 raise ConversionError(f"--checkpoint {FLAGS.checkpoint}: no checkpoint found")
-            model = build_model(config, FLAGS.model)
+            model = build_model(config, FLAGS.model, FLAGS.num_labels)
             tf.train.Checkpoint(model=model).read(source).expect_partial().assert_existing_objects_matched()
             arrays = model_to_tf1_arrays(model, config, FLAGS.model)
             path = write_tf1_checkpoint(arrays, os.path.join(FLAGS.output_dir, "model.ckpt"))
@@ -70,7 +72,7 @@ def main(argv):
         if not FLAGS.tf1_checkpoint:
             raise app.UsageError("give --tf1_checkpoint (or --to_tf1 with --checkpoint)")
         arrays, hub = read_tf1_checkpoint(FLAGS.tf1_checkpoint)
-        model, summary = convert_tf1_to_model(arrays, config, FLAGS.model, FLAGS.allow_missing)
+        model, summary = convert_tf1_to_model(arrays, config, FLAGS.model, FLAGS.allow_missing, FLAGS.num_labels)
         # Through a manager, so the directory gets a "checkpoint" state file and works
         # wherever a checkpoint directory is asked for.
         manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), FLAGS.output_dir, max_to_keep=1,

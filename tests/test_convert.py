@@ -158,3 +158,43 @@ def test_converted_checkpoints_feed_init_checkpoint(grouped_config, tmp_path):
     assert "fresh MLM/SOP heads" in run.restore_or_initialize()
     np.testing.assert_array_equal(run.model.backbone.encoder.block(1, 1).attention.query.kernel.numpy(),
                                   arrays["bert/encoder/transformer/group_1/inner_group_1/attention_1/self/query/kernel"])
+
+
+def test_fine_tuned_classifier_converts_and_matches_numpy(grouped_config, tmp_path):
+    from albert_tf.convert.tf1_checkpoint import build_model
+
+    rng = np.random.default_rng(8)
+    arrays = random_tf1_arrays(grouped_config, "backbone", rng)
+    arrays["output_weights"] = (rng.standard_normal((3, 24)) * 0.5).astype("float32")  # [num_labels, H] as run_classifier
+    arrays["output_bias"] = (rng.standard_normal(3) * 0.1).astype("float32")
+    path = write_tf1_checkpoint(arrays, str(tmp_path / "cls" / "model.ckpt"))
+    read, _ = read_tf1_checkpoint(path)
+    model, summary = convert_tf1_to_model(read, grouped_config, "classifier")  # num_labels read off the bias
+    assert model.num_labels == 3 and summary["mapped"] == len(name_table(grouped_config, "classifier"))
+    inputs = random_inputs(rng, grouped_config, batch=3, seq=7)
+    logits = model.predict_on_batch(inputs)["logits"]
+    reference = numpy_albert.forward({k: v.astype(np.float64) for k, v in read.items()}, grouped_config,
+                                     inputs["input_word_ids"], inputs["input_mask"], inputs["input_type_ids"])
+    expected = reference["pooled_output"] @ read["output_weights"].T + read["output_bias"]
+    np.testing.assert_allclose(logits, expected, atol=1e-5, rtol=0)
+    with pytest.raises(ConversionError, match="shape mismatches"):
+        convert_tf1_to_model(read, grouped_config, "classifier", num_labels=2)
+    with pytest.raises(ConversionError, match="needs --num_labels"):
+        build_model(grouped_config, "classifier")
+    back = model_to_tf1_arrays(model, grouped_config, "classifier")
+    np.testing.assert_array_equal(back["output_weights"], arrays["output_weights"])
+
+
+def test_classifier_model_serializes(grouped_config, tmp_path):
+    import keras
+
+    from albert_tf.models import AlbertBackbone, AlbertClassifier
+
+    model = AlbertClassifier(AlbertBackbone(grouped_config), num_labels=4)
+    inputs = random_inputs(np.random.default_rng(0), grouped_config, batch=2, seq=5)
+    expected = model.predict_on_batch(inputs)["logits"]
+    assert expected.shape == (2, 4)
+    assert AlbertClassifier.from_config(model.get_config()).get_config() == model.get_config()
+    model.save(str(tmp_path / "classifier.keras"))
+    loaded = keras.saving.load_model(str(tmp_path / "classifier.keras"))
+    np.testing.assert_array_equal(loaded.predict_on_batch(inputs)["logits"], expected)

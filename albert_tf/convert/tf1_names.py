@@ -64,8 +64,14 @@ SKIPPED = (
     re.compile(r"AdamWeightDecayOptimizer|LAMBOptimizer"),
 )
 
+# The fine-tuned head of the original run_classifier (top-level names).
+_CLASSIFIER_TABLE = (
+    ("output_weights", "classifier_head/output_weights"),
+    ("output_bias", "classifier_head/output_bias"),
+)
+
 HUB_PREFIX = "module/"
-MODEL_KINDS = ("backbone", "pretrainer")
+MODEL_KINDS = ("backbone", "pretrainer", "classifier")
 
 
 def name_table(config, model_kind):
@@ -74,7 +80,8 @@ def name_table(config, model_kind):
     Args:
       config: the AlbertConfig; its groups and inner groups decide the block entries,
         and E != H adds the projection.
-      model_kind: "backbone" or "pretrainer" (the latter adds the MLM and SOP heads).
+      model_kind: "backbone", "pretrainer" (adds the MLM and SOP heads) or "classifier"
+        (adds run_classifier's `output_weights` / `output_bias`).
     Returns a list of (str, str).
     """
     if model_kind not in MODEL_KINDS:
@@ -90,6 +97,8 @@ def name_table(config, model_kind):
     table += _POOLER_TABLE
     if model_kind == "pretrainer":
         table += _PRETRAINING_HEADS_TABLE
+    elif model_kind == "classifier":
+        table += _CLASSIFIER_TABLE
     return table
 
 

@@ -84,6 +84,9 @@ class AlbertMaskedLMHead(keras.layers.Layer):
 class AlbertSentenceOrderHead(keras.layers.Layer):
     """SOP head on the pooled output: logits = pooled · output_weightsᵀ + output_bias.
 
+    With `num_classes` labels it is also the original run_classifier head
+    (AlbertClassifier uses it that way).
+
     `output_weights` is stored [2, H] (out × in) like the original
     `cls/seq_relationship/output_weights`. Call with `pooled_output` [B, H];
     returns float32 logits [B, 2] (label 0 = sentences in order, 1 = swapped).

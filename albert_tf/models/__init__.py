@@ -1,6 +1,7 @@
 """ALBERT models: the functional backbone and the tasks built on it."""
 
 from albert_tf.models.backbone import AlbertBackbone
+from albert_tf.models.classifier import AlbertClassifier
 from albert_tf.models.pretrainer import AlbertPretrainer
 
-__all__ = ["AlbertBackbone", "AlbertPretrainer"]
+__all__ = ["AlbertBackbone", "AlbertClassifier", "AlbertPretrainer"]
