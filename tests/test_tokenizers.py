@@ -51,7 +51,7 @@ def test_wordpiece_basic_and_greedy_longest_match(wordpiece_vocab_file):
     assert tok.basic_tokenize("Héllo,世界!  x") == ["hello", ",", "世", "界", "!", "x"]
     assert tok.wordpiece("unaffable") == ["un", "##aff", "##able"]
     assert tok.wordpiece("x" * 201) == ["[UNK]"]
-    assert tok.tokenize("\u2603") == ["[UNK]"] or tok.tokenize("\u2603") == ["\u2603"]
+    assert "\u2603" not in tok.token_to_id and tok.tokenize("a \u2603") == ["a", "[UNK]"]
     cased = WordPieceTokenizer(wordpiece_vocab_file, do_lower_case=False)
     assert cased.basic_tokenize("Héllo") == ["Héllo"]
 

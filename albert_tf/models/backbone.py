@@ -24,6 +24,33 @@ def _deserialize_dtype(config):
     return config
 
 
+class BackboneTask(keras.Model):
+    """Base of the functional models built on an AlbertBackbone (pretrainer, classifier).
+
+    It serializes the backbone as a nested object plus the subclass's own arguments,
+    named in `task_config()`, and rebuilds through the constructor.
+    """
+
+    def task_config(self):
+        """The subclass's constructor arguments other than backbone/dtype/name (a dict)."""
+        return {}
+
+    def get_config(self):
+        return {
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            **self.task_config(),
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = _deserialize_dtype(config)
+        backbone = keras.saving.deserialize_keras_object(config.pop("backbone"))
+        return cls(backbone=backbone, **config)
+
+
 @keras.saving.register_keras_serializable(package="albert_tf")
 class AlbertBackbone(keras.Model):
     """The ALBERT encoder: factorized embedding, E→H projection, shared blocks, pooler.

@@ -4,11 +4,11 @@ original run_classifier (`output_weights` [num_labels, H], `output_bias`)."""
 import keras
 
 from albert_tf.layers.heads import AlbertSentenceOrderHead
-from albert_tf.models.backbone import INPUT_NAMES, AlbertBackbone, _deserialize_dtype
+from albert_tf.models.backbone import INPUT_NAMES, AlbertBackbone, BackboneTask
 
 
 @keras.saving.register_keras_serializable(package="albert_tf")
-class AlbertClassifier(keras.Model):
+class AlbertClassifier(BackboneTask):
     """Sequence classification (or regression with num_labels=1) on ALBERT.
 
     Args:
@@ -43,18 +43,5 @@ class AlbertClassifier(keras.Model):
         self.num_labels = num_labels
         self.dropout_rate = dropout_rate
 
-    def get_config(self):
-        return {
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "num_labels": self.num_labels,
-            "dropout_rate": self.dropout_rate,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "name": self.name,
-            "trainable": self.trainable,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = _deserialize_dtype(config)
-        backbone = keras.saving.deserialize_keras_object(config.pop("backbone"))
-        return cls(backbone=backbone, **config)
+    def task_config(self):
+        return {"num_labels": self.num_labels, "dropout_rate": self.dropout_rate}

@@ -3,13 +3,13 @@
 import keras
 
 from albert_tf.layers.heads import AlbertMaskedLMHead, AlbertSentenceOrderHead
-from albert_tf.models.backbone import INPUT_NAMES, AlbertBackbone, _deserialize_dtype
+from albert_tf.models.backbone import INPUT_NAMES, AlbertBackbone, BackboneTask
 
 PRETRAINER_INPUT_NAMES = INPUT_NAMES + ("masked_lm_positions",)
 
 
 @keras.saving.register_keras_serializable(package="albert_tf")
-class AlbertPretrainer(keras.Model):
+class AlbertPretrainer(BackboneTask):
     """ALBERT with its pretraining heads, as `cls/predictions` and `cls/seq_relationship`.
 
     Args:
@@ -46,17 +46,3 @@ class AlbertPretrainer(keras.Model):
             "sop_logits": self.sop_head(encoded["pooled_output"]),
         }
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
-
-    def get_config(self):
-        return {
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "name": self.name,
-            "trainable": self.trainable,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = _deserialize_dtype(config)
-        backbone = keras.saving.deserialize_keras_object(config.pop("backbone"))
-        return cls(backbone=backbone, **config)

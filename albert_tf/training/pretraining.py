@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from albert_tf.config import AlbertConfig
 from albert_tf.data.dataset import pretraining_dataset
-from albert_tf.data.schema import feature_lengths
+from albert_tf.data.schema import PRETRAINING_FEATURES, feature_lengths
 from albert_tf.io_utils import write_text_atomically
 from albert_tf.models import AlbertBackbone, AlbertPretrainer
 from albert_tf.models.pretrainer import PRETRAINER_INPUT_NAMES
@@ -78,8 +78,6 @@ def check_input_files(input_file, max_seq_length, max_predictions_per_seq):
         raise PretrainingError(str(e)) from None
     expected = feature_lengths(max_seq_length, max_predictions_per_seq)
     flag_of = {"seq": "--max_seq_length", "pred": "--max_predictions_per_seq"}
-    from albert_tf.data.schema import PRETRAINING_FEATURES
-
     for path in files:
         try:
             first = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
