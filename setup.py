@@ -16,6 +16,7 @@ CONSOLE_SCRIPTS = [
     "albert-serve=albert_tf.serve:run",
     "albert-client=albert_tf.client:run",
     "albert-run-classifier=albert_tf.run_classifier:run",
+    "albert-run-squad=albert_tf.run_squad:run",
 ]
 
 setup(
@@ -42,6 +43,10 @@ setup(
         "test": ["pytest==9.2.0"],
         # Plots and memory readings for benchmarks/.
         "bench": ["matplotlib==3.11.2", "psutil==7.2.2"],
+        # Other runtimes timed beside ours by benchmarks/peers.py (for the CPU-only torch wheel add
+        # --extra-index-url https://download.pytorch.org/whl/cpu).
+        "peers": ["onnxruntime==1.32.0", "onnx==1.23.2", "onnxscript==0.7.2", "torch==2.13.0",
+                  "transformers==5.24.0"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

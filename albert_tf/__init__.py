@@ -16,6 +16,7 @@ _EXPORTS = {
     "AlbertBackbone": "albert_tf.models",
     "AlbertClassifier": "albert_tf.models",
     "AlbertPretrainer": "albert_tf.models",
+    "AlbertSpanExtractor": "albert_tf.models",
     "count_parameters": "albert_tf.params",
 }
 

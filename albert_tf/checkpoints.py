@@ -5,9 +5,10 @@ the `model` object holds (read from the checkpoint's object graph) decides how i
 
 - `backbone` and `mlm_head`: an AlbertPretrainer;
 - `backbone` and `classifier_head`: an AlbertClassifier;
+- `backbone` and `squad_head`: an AlbertSpanExtractor (kind "squad");
 - `embeddings` (no `backbone`): a bare AlbertBackbone.
 
-Any of them can give the backbone. The pretrainer and classifier need their heads.
+Any of them can give the backbone. The other kinds need their heads.
 """
 
 import os
@@ -15,9 +16,9 @@ import os
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-from albert_tf.models import AlbertBackbone, AlbertClassifier, AlbertPretrainer
+from albert_tf.models import AlbertBackbone, AlbertClassifier, AlbertPretrainer, AlbertSpanExtractor
 
-MODEL_KINDS = ("backbone", "pretrainer", "classifier")
+MODEL_KINDS = ("backbone", "pretrainer", "classifier", "squad")
 
 
 class CheckpointError(ValueError):
@@ -118,6 +119,8 @@ def describe_checkpoint(prefix, flag="--checkpoint", graph=None):
             return "classifier", int(graph.variable_shape("model", "classifier_head", "output_bias")[0])
         if "mlm_head" in children:
             return "pretrainer", None
+        if "squad_head" in children:
+            return "squad", None
         raise CheckpointError(f"{flag} {prefix}: holds a backbone inside an unknown task model ({sorted(children)})")
     if "embeddings" in children:
         return "backbone", None
@@ -125,7 +128,8 @@ def describe_checkpoint(prefix, flag="--checkpoint", graph=None):
 
 
 def build_model(config, kind, num_labels=None, dtype=None):
-    """A fresh AlbertBackbone, AlbertPretrainer or AlbertClassifier (needs `num_labels`)."""
+    """A fresh AlbertBackbone, AlbertPretrainer, AlbertClassifier (needs `num_labels`)
+    or AlbertSpanExtractor ("squad")."""
     backbone = AlbertBackbone(config, dtype=dtype)
     if kind == "backbone":
         return backbone
@@ -135,6 +139,8 @@ def build_model(config, kind, num_labels=None, dtype=None):
         if not num_labels:
             raise CheckpointError("a classifier needs num_labels")
         return AlbertClassifier(backbone, num_labels)
+    if kind == "squad":
+        return AlbertSpanExtractor(backbone)
     raise CheckpointError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
 
 
@@ -147,7 +153,7 @@ def _check_kind(prefix, held, kind, flag):
 def restore_weights(path, model, kind, flag="--checkpoint", config_flag="--albert_config_file"):
     """Reads a checkpoint of ours into a built model of `kind` (one of MODEL_KINDS).
 
-    A backbone can be read from any checkpoint; a pretrainer or classifier needs a
+    A backbone can be read from any checkpoint; any other kind needs a
     checkpoint holding its heads. Every variable of `model` must be in the checkpoint.
     Returns the checkpoint prefix. Raises CheckpointError (naming `flag` and
     `config_flag`) when the checkpoint is missing, of the wrong kind, or does not fit.

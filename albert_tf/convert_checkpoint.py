@@ -25,8 +25,9 @@ flags.DEFINE_string("tf1_checkpoint", None, "Original checkpoint prefix (e.g. al
 flags.DEFINE_string("checkpoint", None, "With --to_tf1: a checkpoint of ours (file prefix or directory).")
 flags.DEFINE_string("albert_config_file", None, "albert_config.json of the model.")
 flags.DEFINE_string("output_dir", None, "Where the converted checkpoint and albert_config.json are written.")
-flags.DEFINE_enum("model", "pretrainer", ["backbone", "pretrainer", "classifier"],
-                  "What to convert: the encoder, it with MLM/SOP heads, or a fine-tuned run_classifier model.")
+flags.DEFINE_enum("model", "pretrainer", ["backbone", "pretrainer", "classifier", "squad"],
+                  "What to convert: the encoder, it with MLM/SOP heads, or a fine-tuned run_classifier or "
+                  "run_squad_v1 model.")
 flags.DEFINE_integer("num_labels", None, "Classes of --model=classifier (default: read off output_bias).")
 flags.DEFINE_bool("to_tf1", False, "Convert a checkpoint of ours to the original TF1 names.")
 flags.DEFINE_list("allow_missing", [], "Name prefixes (e.g. cls/) that may be absent from the TF1 checkpoint.")

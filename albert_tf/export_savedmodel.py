@@ -28,8 +28,8 @@ flags.DEFINE_string("albert_config_file", None,
 flags.DEFINE_string("spm_model_file", None, "SentencePiece model of the model (English ALBERT).")
 flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt of the model (albert_zh); used without --spm_model_file.")
 flags.DEFINE_bool("do_lower_case", True, "Lower-case the text in the graph, as the tokenizer was trained.")
-flags.DEFINE_enum("model", "backbone", ["backbone", "pretrainer", "classifier"],
-                  "What to export: the encoder, it with the MLM/SOP heads, or a fine-tuned classifier.")
+flags.DEFINE_enum("model", "backbone", ["backbone", "pretrainer", "classifier", "squad"],
+                  "What to export: the encoder, it with the MLM/SOP heads, or a fine-tuned classifier or SQuAD model.")
 flags.DEFINE_string("export_base", None, "The TF Serving model base directory's parent.")
 flags.DEFINE_string("model_name", "albert", "Model name: versions go to <export_base>/<model_name>/<version>.")
 flags.DEFINE_integer("version", None, "Version number (default: one above the highest present).")

@@ -104,12 +104,12 @@ def prepare_export(name, work):
 
 
 class Server:
-    """albert-serve on an export directory, on a free port."""
+    """albert-serve on an export directory, on a free port (extra_args: more flags)."""
 
-    def __init__(self, model_dir, name):
+    def __init__(self, model_dir, name, extra_args=()):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "albert_tf.serve", "--port=0", f"--model_name={name}",
-             f"--model_base_path={model_dir}", "--noenable_model_warmup"],
+             f"--model_base_path={model_dir}", "--noenable_model_warmup", *extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.process.stdout.readline()
         if "listening on" not in line:

@@ -185,10 +185,30 @@ def test_fine_tuned_classifier_converts_and_matches_numpy(grouped_config, tmp_pa
     np.testing.assert_array_equal(back["output_weights"], arrays["output_weights"])
 
 
-def test_classifier_model_serializes(grouped_config, tmp_path):
+def test_fine_tuned_squad_v1_converts_and_matches_numpy(grouped_config, tmp_path):
+    rng = np.random.default_rng(9)
+    arrays = random_tf1_arrays(grouped_config, "backbone", rng)
+    arrays["cls/squad/output_weights"] = (rng.standard_normal((2, 24)) * 0.5).astype("float32")  # run_squad_v1
+    arrays["cls/squad/output_bias"] = (rng.standard_normal(2) * 0.1).astype("float32")
+    read, _ = read_tf1_checkpoint(write_tf1_checkpoint(arrays, str(tmp_path / "squad" / "model.ckpt")))
+    model, _ = convert_tf1_to_model(read, grouped_config, "squad")
+    inputs = random_inputs(rng, grouped_config, batch=3, seq=7)
+    outputs = model.predict_on_batch(inputs)
+    reference = numpy_albert.forward({k: v.astype(np.float64) for k, v in read.items()}, grouped_config,
+                                     inputs["input_word_ids"], inputs["input_mask"], inputs["input_type_ids"])
+    expected = reference["sequence_output"] @ read["cls/squad/output_weights"].T + read["cls/squad/output_bias"]
+    np.testing.assert_allclose(outputs["start_logits"], expected[..., 0], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(outputs["end_logits"], expected[..., 1], atol=1e-5, rtol=0)
+    back = model_to_tf1_arrays(model, grouped_config, "squad")
+    np.testing.assert_array_equal(back["cls/squad/output_weights"], arrays["cls/squad/output_weights"])
+    with pytest.raises(ConversionError, match="lacks"):
+        convert_tf1_to_model({k: v for k, v in read.items() if not k.startswith("cls/")}, grouped_config, "squad")
+
+
+def test_classifier_and_squad_models_serialize(grouped_config, tmp_path):
     import keras
 
-    from albert_tf.models import AlbertBackbone, AlbertClassifier
+    from albert_tf.models import AlbertBackbone, AlbertClassifier, AlbertSpanExtractor
 
     model = AlbertClassifier(AlbertBackbone(grouped_config), num_labels=4)
     inputs = random_inputs(np.random.default_rng(0), grouped_config, batch=2, seq=5)
@@ -198,6 +218,12 @@ def test_classifier_model_serializes(grouped_config, tmp_path):
     model.save(str(tmp_path / "classifier.keras"))
     loaded = keras.saving.load_model(str(tmp_path / "classifier.keras"))
     np.testing.assert_array_equal(loaded.predict_on_batch(inputs)["logits"], expected)
+    squad_model = AlbertSpanExtractor(AlbertBackbone(grouped_config))
+    expected = squad_model.predict_on_batch(inputs)
+    assert expected["start_logits"].shape == (2, 5)
+    squad_model.save(str(tmp_path / "squad.keras"))
+    loaded = keras.saving.load_model(str(tmp_path / "squad.keras")).predict_on_batch(inputs)
+    np.testing.assert_array_equal(loaded["end_logits"], expected["end_logits"])
 
 
 def brightmart_config(**changes):

@@ -94,8 +94,14 @@ _CLASSIFIER_TABLE = (
     ("output_bias", "classifier_head/output_bias"),
 )
 
+# The fine-tuned head of the original run_squad_v1 (start row 0, end row 1).
+_SQUAD_TABLE = (
+    ("cls/squad/output_weights", "squad_head/output_weights"),
+    ("cls/squad/output_bias", "squad_head/output_bias"),
+)
+
 HUB_PREFIX = "module/"
-MODEL_KINDS = ("backbone", "pretrainer", "classifier")
+MODEL_KINDS = ("backbone", "pretrainer", "classifier", "squad")
 
 
 def name_table(config, model_kind):
@@ -106,8 +112,9 @@ def name_table(config, model_kind):
         and E != H adds the projection. With embedding_projection_position
         "word_embeddings" the table is brightmart/albert_zh's: `word_embeddings_2` and
         the `bert/encoder/layer_shared/` block names.
-      model_kind: "backbone", "pretrainer" (adds the MLM and SOP heads) or "classifier"
-        (adds run_classifier's `output_weights` / `output_bias`).
+      model_kind: "backbone", "pretrainer" (adds the MLM and SOP heads), "classifier"
+        (adds run_classifier's `output_weights` / `output_bias`) or "squad" (adds
+        run_squad_v1's `cls/squad/output_weights` / `output_bias`).
     Returns a list of (str, str).
     """
     if model_kind not in MODEL_KINDS:
@@ -136,6 +143,8 @@ def name_table(config, model_kind):
         table += _PRETRAINING_HEADS_TABLE
     elif model_kind == "classifier":
         table += _CLASSIFIER_TABLE
+    elif model_kind == "squad":
+        table += _SQUAD_TABLE
     return table
 
 

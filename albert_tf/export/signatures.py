@@ -16,8 +16,12 @@ Outputs of serving_default, encode and serve_examples: for an encoder export (ba
 or pretrainer) `pooled_output` float32 [B, H], `sequence_output` float32 [B, T, H] and
 `input_mask` int32 [B, T]; for a classifier `logits` float32 [B, L],
 `probabilities` float32 [B, L] and `label_id` int32 [B] (regression, L = 1:
-`logits` and `predictions` float32 [B]). serve_examples also returns `predictions`
-(the label id, as the original Estimator export named it) for a classifier.
+`logits` and `predictions` float32 [B]); for a SQuAD model (`squad`) `start_logits`
+and `end_logits` float32 [B, T] plus `input_word_ids` and `input_mask` int32 [B, T]
+(serving_default takes the question as `text` and the context as `text_b`; mapping
+tokens back to context characters and windowing long contexts is the client's job, as
+`albert_tf.finetune.squad` does it). serve_examples also returns `predictions` (the
+label id, as the original Estimator export named it) for a classifier.
 `mlm` returns `mlm_logits` float32 [B, P, V]; `sop` returns `sop_logits` float32 [B, 2].
 """
 
@@ -31,6 +35,7 @@ SIGNATURES_BY_KIND = {
     "backbone": ("serving_default", "encode", "serve_examples"),
     "pretrainer": ("serving_default", "encode", "serve_examples", "mlm", "sop"),
     "classifier": ("serving_default", "encode", "serve_examples", "classify"),
+    "squad": ("serving_default", "encode", "serve_examples"),
 }
 # Signatures whose SignatureDef method_name must not be predict (set after saving, since
 # tf.saved_model.save writes every signature as tensorflow/serving/predict).
@@ -54,8 +59,9 @@ class AlbertServingModule(tf.Module):
     the signature functions capture, plus the tokenizer's resources (`track_captures`).
 
     Args:
-      model: an AlbertBackbone, AlbertPretrainer or AlbertClassifier (built, restored).
-      kind: "backbone", "pretrainer" or "classifier".
+      model: an AlbertBackbone, AlbertPretrainer, AlbertClassifier or AlbertSpanExtractor
+        (built, restored).
+      kind: "backbone", "pretrainer", "classifier" or "squad".
       tokenizer: a SentencePieceTokenizerLayer or WordPieceTokenizerLayer.
       packer: an AlbertPacker with pad_to_sequence_length=False.
       jit_compile: compile the model part (not the tokenizer) with XLA.
@@ -99,9 +105,11 @@ class AlbertServingModule(tf.Module):
     def _model_outputs(self, inputs, masked_lm_positions=None, head="encoder"):
         """Runs the model in inference mode on dense int32 inputs; a dict of float32 outputs.
 
-        head: "encoder" (pooled/sequence, or the classifier outputs for a classifier),
-        "mlm" (needs masked_lm_positions) or "sop".
+        head: "encoder" (pooled/sequence, or the task outputs of a classifier or SQuAD
+        model), "mlm" (needs masked_lm_positions) or "sop".
         """
+        if self.kind == "squad":
+            return dict(self.model(inputs, training=False))
         if self.kind == "classifier":
             logits = self.model(inputs, training=False)["logits"]
             if self.num_labels == 1:
@@ -122,6 +130,8 @@ class AlbertServingModule(tf.Module):
         outputs = dict(self._run_model(inputs))
         if self.kind != "classifier":
             outputs["input_mask"] = inputs["input_mask"]
+        if self.kind == "squad":
+            outputs["input_word_ids"] = inputs["input_word_ids"]
         return outputs
 
     # ------------------------------------------------------------ signatures

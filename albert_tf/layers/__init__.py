@@ -4,7 +4,7 @@ from albert_tf.layers.activations import get_activation
 from albert_tf.layers.attention import AlbertSelfAttention
 from albert_tf.layers.embeddings import AlbertEmbedding
 from albert_tf.layers.encoder import AlbertSharedEncoder
-from albert_tf.layers.heads import AlbertMaskedLMHead, AlbertSentenceOrderHead
+from albert_tf.layers.heads import AlbertMaskedLMHead, AlbertSentenceOrderHead, AlbertSpanHead
 from albert_tf.layers.transformer_block import AlbertTransformerBlock
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "AlbertSelfAttention",
     "AlbertSentenceOrderHead",
     "AlbertSharedEncoder",
+    "AlbertSpanHead",
     "AlbertTransformerBlock",
     "get_activation",
 ]

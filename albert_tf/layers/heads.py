@@ -1,4 +1,5 @@
-"""Pretraining heads: masked-LM (tied to the word embeddings) and sentence-order."""
+"""Heads: masked-LM (tied to the word embeddings), sentence-order (also the classifier
+head), and the SQuAD start/end span head."""
 
 import keras
 from keras import ops
@@ -125,4 +126,45 @@ class AlbertSentenceOrderHead(keras.layers.Layer):
             initializer_range=self.initializer_range,
             num_classes=self.num_classes,
         )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="albert_tf")
+class AlbertSpanHead(keras.layers.Layer):
+    """Start/end span logits on every token, as the original run_squad_v1 head.
+
+    `output_weights` is stored [2, H] and `output_bias` [2], like the original
+    `cls/squad/output_weights` / `cls/squad/output_bias` (row 0 = start, row 1 = end).
+    Call with `sequence_output` [B, T, H]; returns float32 (start_logits [B, T],
+    end_logits [B, T]).
+    """
+
+    def __init__(self, hidden_size, initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.initializer_range = initializer_range
+
+    def build(self, input_shape=None):
+        self.output_weights = self.add_weight(
+            name="output_weights",
+            shape=(2, self.hidden_size),
+            initializer=keras.initializers.TruncatedNormal(stddev=self.initializer_range),
+        )
+        self.output_bias = self.add_weight(name="output_bias", shape=(2,), initializer="zeros")
+        self.built = True
+
+    def call(self, sequence_output):
+        batch, length = ops.shape(sequence_output)[0], ops.shape(sequence_output)[1]
+        # One 2-D MatMul over [B*T, H] (see the note on Dense layers in WORKSPACE_NOTES).
+        flat = ops.reshape(sequence_output, (-1, self.hidden_size))
+        logits = ops.cast(ops.matmul(flat, ops.transpose(self.output_weights)), "float32")
+        logits = ops.reshape(logits + ops.cast(self.output_bias, "float32"), (batch, length, 2))
+        return logits[:, :, 0], logits[:, :, 1]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1]), (input_shape[0], input_shape[1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(hidden_size=self.hidden_size, initializer_range=self.initializer_range)
         return config

@@ -251,7 +251,8 @@ class Batcher:
 
 
 # albert-tf outputs whose dim 1 follows a padded input's dim 1 (per-token or per-position).
-_LENGTH_SOURCE = {"sequence_output": "input_mask", "input_mask": "input_mask", "mlm_logits": "masked_lm_positions"}
+_LENGTH_SOURCE = {"sequence_output": "input_mask", "input_mask": "input_mask", "mlm_logits": "masked_lm_positions",
+                  "start_logits": "input_mask", "end_logits": "input_mask", "input_word_ids": "input_mask"}
 
 
 def _trim_to_own_length(version, outputs, own_inputs):

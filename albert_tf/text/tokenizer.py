@@ -71,6 +71,17 @@ class AlbertTokenizer(abc.ABC):
         """True if `piece` starts a word. Whole-word masking groups a piece with the
         piece before it when this is False."""
 
+    @abc.abstractmethod
+    def normalize_char(self, char: str) -> str:
+        """What normalization makes of one character (str, possibly "" or longer).
+        SQuAD uses it to map tokens back to character offsets."""
+
+    @abc.abstractmethod
+    def piece_surface(self, piece: str):
+        """The characters of the normalized text that `piece` stands for (str, "" for a
+        bare word-start marker), or None when they are unknown ([UNK] of WordPiece).
+        SQuAD uses it to map tokens back to character offsets."""
+
     def encode(self, text: str) -> list:
         """Returns the ids (list of int) of `text`."""
         return self.convert_tokens_to_ids(self.tokenize(text))
@@ -154,6 +165,13 @@ class SentencePieceTokenizer(AlbertTokenizer):
 
     def convert_ids_to_tokens(self, ids) -> list:
         return [self.sp.IdToPiece(int(i)) for i in ids]
+
+    def normalize_char(self, char: str) -> str:
+        return preprocess_text(char, lower=self.do_lower_case)
+
+    def piece_surface(self, piece: str):
+        # Unknown characters keep their surface in EncodeAsPieces, so none is None here.
+        return piece[1:] if piece.startswith(SPIECE_UNDERLINE) else piece
 
     def is_word_start(self, piece: str) -> bool:
         # The original `_is_start_piece_sp`. A piece starts a word if it begins with
@@ -267,6 +285,19 @@ class WordPieceTokenizer(AlbertTokenizer):
 
     def convert_ids_to_tokens(self, ids) -> list:
         return [self.vocab[int(i)] for i in ids]
+
+    def normalize_char(self, char: str) -> str:
+        if char in ("\x00", "\ufffd") or is_bert_control(char):
+            return ""
+        if not self.do_lower_case:
+            return char
+        decomposed = unicodedata.normalize("NFD", char.lower())
+        return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+
+    def piece_surface(self, piece: str):
+        if piece == "[UNK]":
+            return None
+        return piece[2:] if piece.startswith("##") else piece
 
     def is_word_start(self, piece: str) -> bool:
         return not piece.startswith("##")

@@ -1,0 +1,156 @@
+"""Benchmark: albert-serve throughput with 1, 4 and 16 concurrent gRPC clients, batching off and on.
+
+    python benchmarks/throughput.py                       # ALBERT-base, short and 128-token texts
+    python benchmarks/throughput.py --clients=1,16 --seconds=5 --texts=short
+
+The model is ALBERT-base v2 with random weights, exported by albert-export. Each client
+is a thread with its own gRPC channel that sends raw-text Predict requests
+(`serving_default`, `output_filter=["pooled_output"]`) back to back for --seconds after a
+warm-up. Two request kinds: `short` texts (about 12 tokens) and `long` ones (about 128).
+Batching "on" is albert-serve with --enable_batching and the shipped
+serving/batching_parameters.txt (the configuration we recommend for TF Serving too).
+
+For each (texts, clients, batching) it reports requests/s and latency mean/p50/p90/p99 ms,
+and the batching-on / batching-off requests/s ratio. It writes
+benchmarks/results/throughput.json and throughput.md.
+"""
+
+import argparse
+import json
+import pathlib
+import random
+import sys
+import tempfile
+import threading
+import time
+
+from latency import ROOT, Server, log, prepare_export, summarize
+
+BATCHING_FILE = ROOT / "serving" / "batching_parameters.txt"
+TEXT_WORDS = {"short": 8, "long": 100}  # words per text; the in-graph tokenizer makes ~12 and ~128 tokens
+
+
+def texts_of(kind, corpus_words, count, seed=0):
+    rng = random.Random(seed)
+    n = TEXT_WORDS[kind]
+    return [" ".join(rng.choice(corpus_words) for _ in range(n)) for _ in range(count)]
+
+
+def drive(address, model_name, texts, clients, seconds, warmup_seconds):
+    """Runs `clients` threads of back-to-back Predict calls; returns (requests/s, latencies ms, errors)."""
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    requests = []
+    for text in texts:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name, request.model_spec.signature_name = model_name, "serving_default"
+        request.inputs["text"].CopyFrom(tf.make_tensor_proto([text]))
+        request.output_filter.append("pooled_output")
+        requests.append(request)
+    start_at = time.perf_counter() + warmup_seconds
+    stop_at = start_at + seconds
+    latencies, errors, lock = [], [], threading.Lock()
+
+    def client(index):
+        channel = grpc.insecure_channel(address)
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        mine, i = [], index
+        try:
+            while True:
+                began = time.perf_counter()
+                if began >= stop_at:
+                    break
+                try:
+                    stub.Predict(requests[i % len(requests)], timeout=120)
+                except grpc.RpcError as e:
+                    with lock:
+                        errors.append(e.code().name)
+                    continue
+                ended = time.perf_counter()
+                if began >= start_at and ended <= stop_at:
+                    mine.append(1000 * (ended - began))
+                i += clients
+        finally:
+            channel.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(latencies) / seconds, latencies, errors
+
+
+def run(args):
+    from albert_tf.text import SentencePieceTokenizer
+
+    work = tempfile.mkdtemp(prefix="albert-throughput-")
+    log("albert-base: building, exporting")
+    _, _, path = prepare_export("albert-base", work)
+    tokenizer = SentencePieceTokenizer(str(pathlib.Path(work) / "spm.model"))
+    corpus_words = (pathlib.Path(work) / "corpus.txt").read_text(encoding="utf-8").split()
+    rows = []
+    for batching in (False, True):
+        extra = ["--enable_batching", f"--batching_parameters_file={BATCHING_FILE}"] if batching else []
+        server = Server(str(pathlib.Path(path).parent), "albert-base", extra)
+        try:
+            for kind in args.texts:
+                texts = texts_of(kind, corpus_words, 64)
+                tokens = sum(len(tokenizer.encode(t)) + 2 for t in texts) / len(texts)
+                for clients in args.clients:
+                    rate, latencies, errors = drive(server.address, "albert-base", texts, clients, args.seconds,
+                                                    args.warmup_seconds)
+                    row = dict(texts=kind, tokens=round(tokens, 1), clients=clients, batching=batching,
+                               requests_per_s=round(rate, 2), errors=len(errors),
+                               **(summarize(latencies) if latencies else {}))
+                    rows.append(row)
+                    log(f"{kind} ({row['tokens']} tokens), {clients} clients, batching {'on' if batching else 'off'}: "
+                        f"{rate:.1f} req/s, p50 {row.get('p50_ms')} ms, p99 {row.get('p99_ms')} ms, "
+                        f"{len(errors)} errors")
+        finally:
+            server.stop()
+    for row in rows:
+        if row["batching"]:
+            off = next(r for r in rows if not r["batching"] and r["texts"] == row["texts"]
+                       and r["clients"] == row["clients"])
+            row["on_over_off"] = round(row["requests_per_s"] / off["requests_per_s"], 2) if off["requests_per_s"] else None
+    return rows
+
+
+def write_results(rows, out_dir, command):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "throughput.json").write_text(json.dumps({"command": command, "rows": rows}, indent=2))
+    lines = [f"Command: `{command}`", "",
+             "ALBERT-base (random weights), raw-text Predict over loopback gRPC to albert-serve, 2 CPU cores.", "",
+             "| texts (mean tokens) | clients | batching | requests/s | on / off | N | mean ms | p50 | p90 | p99 | errors |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["texts"], r["clients"], r["batching"])):
+        lines.append(f"| {r['texts']} ({r['tokens']}) | {r['clients']} | {'on' if r['batching'] else 'off'} | "
+                     f"{r['requests_per_s']} | {r.get('on_over_off', '')} | {r.get('n', 0)} | {r.get('mean_ms', '')} | "
+                     f"{r.get('p50_ms', '')} | {r.get('p90_ms', '')} | {r.get('p99_ms', '')} | {r['errors']} |")
+    (out_dir / "throughput.md").write_text("\n".join(lines) + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", default="1,4,16", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--texts", default="short,long", type=lambda s: s.split(","))
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--warmup_seconds", type=float, default=3.0)
+    parser.add_argument("--out_dir", default=str(ROOT / "benchmarks" / "results"))
+    args = parser.parse_args()
+    unknown = [t for t in args.texts if t not in TEXT_WORDS]
+    if unknown:
+        parser.error(f"--texts: unknown {unknown}; choose from {sorted(TEXT_WORDS)}")
+    rows = run(args)
+    command = ("python benchmarks/throughput.py " + " ".join(sys.argv[1:])).strip()
+    write_results(rows, pathlib.Path(args.out_dir), command)
+    log(f"wrote {args.out_dir}/throughput.json, throughput.md")
+
+
+if __name__ == "__main__":
+    main()
