@@ -13,7 +13,10 @@ at batch 32 × 128 tokens:
   unmodified TF Serving stubs (`output_filter=["pooled_output"]`).
 
 Each row gives N calls, the total time, mean, p50, p90 and p99 in ms, and the gRPC/
-SavedModel ratio (the serving overhead). It writes benchmarks/results/latency.json,
+SavedModel ratio (the serving overhead). The same checkpoint is also exported as the
+--variants (`xla`: the model part compiled with XLA; `bfloat16`: mixed bfloat16, which
+this CPU's AVX512-BF16 runs natively; both), each timed as a SavedModel with its ratio to
+float32 and the cosine of its pooled output against float32's. It writes benchmarks/results/latency.json,
 latency.md and latency.png (latency against sequence length, ALBERT vs BERT).
 Reference figures from other runtimes on this machine class are in
 ../shared/reference/peer-performance.md and are quoted beside ours in the markdown.
@@ -79,6 +82,11 @@ def inputs_for(batch, length, vocab, seed=0):
     return {"input_word_ids": ids, "input_mask": np.ones_like(ids), "input_type_ids": np.zeros_like(ids)}
 
 
+# Export variants timed beside float32 (--variants): ExportOptions overrides.
+VARIANTS = {"float32": {}, "xla": {"xla": True}, "bfloat16": {"precision": "bfloat16"},
+            "bfloat16+xla": {"precision": "bfloat16", "xla": True}}
+
+
 def prepare_export(name, work):
     """Random-weight backbone → checkpoint → albert-export; returns (config, backbone, export path)."""
     import tensorflow as tf
@@ -101,6 +109,23 @@ def prepare_export(name, work):
                                             export_base=os.path.join(work, "export"), model_name=name,
                                             model="backbone", spm_model_file=spm, warmup=False), log=lambda _: None)
     return config, backbone, path
+
+
+def export_variant(name, work, config, variant):
+    """Exports the checkpoint prepare_export wrote as `variant` (VARIANTS); returns its path."""
+    from albert_tf.export.exporter import ExportOptions, export_saved_model
+
+    return export_saved_model(ExportOptions(
+        checkpoint=os.path.join(work, name, "ckpt"), albert_config=config, export_base=os.path.join(work, "export"),
+        model_name=f"{name}-{variant}", model="backbone", spm_model_file=os.path.join(work, "spm.model"),
+        warmup=False, **VARIANTS[variant]), log=lambda _: None)
+
+
+def cosine(a, b):
+    import numpy as np
+
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 class Server:
@@ -135,6 +160,11 @@ def run(args):
         keras_fn = tf.function(lambda inputs: backbone(inputs, training=False)["pooled_output"], reduce_retracing=True)
         loaded = tf.saved_model.load(path)
         encode = loaded.signatures["encode"]
+        variants = {}
+        for variant in args.variants:
+            if variant != "float32":
+                log(f"{name}: exporting the {variant} variant")
+                variants[variant] = tf.saved_model.load(export_variant(name, work, config, variant)).signatures["encode"]
         server = Server(os.path.dirname(path), name)
         channel = grpc.insecure_channel(server.address, options=[("grpc.max_receive_message_length", -1),
                                                                   ("grpc.max_send_message_length", -1)])
@@ -163,6 +193,16 @@ def run(args):
                     row["grpc_over_savedmodel"] = round(ratio, 3)
                 log(f"{name} batch {batch} × {length}: keras {results['keras']['p50_ms']} ms, savedmodel "
                     f"{results['savedmodel']['p50_ms']} ms, grpc {results['grpc']['p50_ms']} ms (×{ratio:.3f})")
+                reference = encode(**tensors)["pooled_output"].numpy()
+                for variant, signature in variants.items():
+                    timed = summarize(time_calls(lambda: signature(**tensors)["pooled_output"].numpy(), calls,
+                                                 args.warmup))
+                    similarity = cosine(signature(**tensors)["pooled_output"].numpy(), reference)
+                    rows.append(dict(model=name, path=f"savedmodel {variant}", batch=batch, tokens=length, **timed,
+                                     over_float32=round(timed["p50_ms"] / results["savedmodel"]["p50_ms"], 3),
+                                     pooled_cosine_vs_float32=round(similarity, 6)))
+                    log(f"  {variant}: {timed['p50_ms']} ms (×{rows[-1]['over_float32']} of float32), pooled cosine "
+                        f"{similarity:.6f}")
         finally:
             channel.close()
             server.stop()
@@ -176,8 +216,17 @@ def write_results(rows, out_dir, command):
              "| model | batch × tokens | path | N | total ms | mean | p50 | p90 | p99 | gRPC / SavedModel (p50) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['batch']} × {r['tokens']} | {r['path']} | {r['n']} | {r['total_ms']} | "
-                     f"{r['mean_ms']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | {r['grpc_over_savedmodel']} |")
+        if "grpc_over_savedmodel" in r:
+            lines.append(f"| {r['model']} | {r['batch']} × {r['tokens']} | {r['path']} | {r['n']} | {r['total_ms']} | "
+                         f"{r['mean_ms']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | {r['grpc_over_savedmodel']} |")
+    variant_rows = [r for r in rows if "over_float32" in r]
+    if variant_rows:
+        lines += ["", "Export variants (albert-export --xla / --precision=bfloat16), SavedModel `encode` in-process:", "",
+                  "| model | batch × tokens | variant | p50 ms | × float32 (p50) | pooled cosine vs float32 |",
+                  "|---|---|---|---|---|---|"]
+        for r in variant_rows:
+            lines.append(f"| {r['model']} | {r['batch']} × {r['tokens']} | {r['path'].split(' ', 1)[1]} | "
+                         f"{r['p50_ms']} | {r['over_float32']} | {r['pooled_cosine_vs_float32']} |")
     lines += ["", "Peers on this machine class (batch 1, median ms; ../shared/reference/peer-performance.md):", "",
               "| model, tokens | ours SavedModel p50 | ONNX Runtime | keras-hub TF | ours / ONNX Runtime |",
               "|---|---|---|---|---|"]
@@ -222,11 +271,16 @@ def main():
     parser.add_argument("--batch_calls", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--skip_batch32", action="store_true")
+    parser.add_argument("--variants", default="float32,xla,bfloat16,bfloat16+xla", type=lambda s: s.split(","),
+                        help=f"export variants timed as SavedModels, of {list(VARIANTS)}")
     parser.add_argument("--out_dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
     unknown = [m for m in args.models if m not in MODELS]
     if unknown:
         parser.error(f"--models: unknown {unknown}; choose from {sorted(MODELS)}")
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
     rows = run(args)
     command = "python benchmarks/latency.py " + " ".join(sys.argv[1:])
     write_results(rows, pathlib.Path(args.out_dir), command.strip())

@@ -50,11 +50,21 @@ def onnx_session(model, path):
     import onnxruntime
     import torch
 
-    example = tuple(torch.ones((1, 8), dtype=torch.int64) for _ in range(3))
+    class Positional(torch.nn.Module):  # the exporter traces positional inputs; transformers wants keywords
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return out.last_hidden_state, out.pooler_output
+
     axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
             "token_type_ids": {0: "batch", 1: "seq"}}
-    torch.onnx.export(model, example, path, input_names=list(axes), output_names=["last_hidden_state", "pooler_output"],
-                      dynamic_axes=axes, opset_version=17, dynamo=False)
+    example = tuple(torch.ones((1, 8), dtype=torch.int64) for _ in axes)
+    torch.onnx.export(Positional(model), example, path, input_names=list(axes),
+                      output_names=["last_hidden_state", "pooler_output"], dynamic_axes=axes, opset_version=17,
+                      dynamo=False)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL

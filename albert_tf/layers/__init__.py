@@ -4,11 +4,13 @@ from albert_tf.layers.activations import get_activation
 from albert_tf.layers.attention import AlbertSelfAttention
 from albert_tf.layers.embeddings import AlbertEmbedding
 from albert_tf.layers.encoder import AlbertSharedEncoder
+from albert_tf.layers.normalization import AlbertLayerNorm
 from albert_tf.layers.heads import AlbertMaskedLMHead, AlbertSentenceOrderHead, AlbertSpanHead
 from albert_tf.layers.transformer_block import AlbertTransformerBlock
 
 __all__ = [
     "AlbertEmbedding",
+    "AlbertLayerNorm",
     "AlbertMaskedLMHead",
     "AlbertSelfAttention",
     "AlbertSentenceOrderHead",

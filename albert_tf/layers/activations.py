@@ -1,18 +1,17 @@
 """Activation functions by the names used in `albert_config.json`."""
 
-import math
-
 from keras import ops
-
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
 def gelu_tanh(x):
     """GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
 
     This is what the original modeling.py calls "gelu" (HF calls it "gelu_new").
+    `ops.gelu(approximate=True)` computes exactly this formula, and TensorFlow's oneDNN
+    rewrite fuses it into the preceding MatMul + BiasAdd (12 FFNs at 128 tokens: 64 →
+    55 ms); the hand-written form is not fused.
     """
-    return 0.5 * x * (1.0 + ops.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * ops.power(x, 3))))
+    return ops.gelu(x, approximate=True)
 
 
 def gelu_exact(x):

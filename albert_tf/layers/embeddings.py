@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from albert_tf.config import LAYER_NORM_EPSILON
+from albert_tf.layers.normalization import AlbertLayerNorm
 
 
 @keras.saving.register_keras_serializable(package="albert_tf")
@@ -42,7 +43,7 @@ class AlbertEmbedding(keras.layers.Layer):
         self.initializer_range = initializer_range
         self.dropout_rate = dropout_rate
         self.layer_norm_epsilon = layer_norm_epsilon
-        self.layer_norm = keras.layers.LayerNormalization(
+        self.layer_norm = AlbertLayerNorm(
             epsilon=layer_norm_epsilon, dtype="float32", name="layer_norm"
         )
         self.dropout = keras.layers.Dropout(dropout_rate, name="dropout")

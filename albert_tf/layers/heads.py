@@ -5,6 +5,7 @@ import keras
 from keras import ops
 
 from albert_tf.config import LAYER_NORM_EPSILON
+from albert_tf.layers.normalization import AlbertLayerNorm
 from albert_tf.layers.activations import get_activation
 
 
@@ -53,7 +54,7 @@ class AlbertMaskedLMHead(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="transform_dense",
         )
-        self.transform_layer_norm = keras.layers.LayerNormalization(
+        self.transform_layer_norm = AlbertLayerNorm(
             epsilon=layer_norm_epsilon, dtype="float32", name="transform_layer_norm"
         )
 

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from albert_tf.config import LAYER_NORM_EPSILON
+from albert_tf.layers.normalization import AlbertLayerNorm
 from albert_tf.layers.activations import get_activation
 from albert_tf.layers.attention import AlbertSelfAttention
 
@@ -52,7 +53,7 @@ class AlbertTransformerBlock(keras.layers.Layer):
             name="attention",
         )
         self.attention_dropout = keras.layers.Dropout(hidden_dropout_rate, name="attention_output_dropout")
-        self.attention_layer_norm = keras.layers.LayerNormalization(
+        self.attention_layer_norm = AlbertLayerNorm(
             epsilon=layer_norm_epsilon, dtype="float32", name="attention_layer_norm"
         )
         self.ffn_intermediate = keras.layers.Dense(
@@ -60,7 +61,7 @@ class AlbertTransformerBlock(keras.layers.Layer):
         )
         self.ffn_output = keras.layers.Dense(hidden_size, kernel_initializer=init, dtype=self.dtype_policy, name="ffn_output")
         self.ffn_dropout = keras.layers.Dropout(hidden_dropout_rate, name="ffn_output_dropout")
-        self.output_layer_norm = keras.layers.LayerNormalization(
+        self.output_layer_norm = AlbertLayerNorm(
             epsilon=layer_norm_epsilon, dtype="float32", name="output_layer_norm"
         )
 
