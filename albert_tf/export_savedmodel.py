@@ -38,7 +38,9 @@ flags.DEFINE_integer("max_seq_length", None,
 flags.DEFINE_list("bucket_lengths", [], "Pad raw-text batches up to the next of these lengths (e.g. 16,32,64,128); "
                   "default: to the longest text of the batch.")
 flags.DEFINE_bool("xla", False, "Compile the model part of every signature with XLA (jit_compile).")
-flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"], "Compute precision (variables stay float32).")
+flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
+                  "Matmul precision: bfloat16 rounds the Dense kernels and their inputs to bfloat16 (fast on "
+                  "AVX512-BF16/AMX CPUs); LayerNorm, softmax and GELU stay float32.")
 flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
 flags.mark_flags_as_required(["checkpoint", "export_base"])
 

@@ -9,7 +9,8 @@ threads (the machine's cores). The peers are built from the same hyper-parameter
 transformers' AlbertModel / BertModel (gelu_new, as the original), run in PyTorch eager,
 and exported to ONNX (torch.onnx.export) for ONNX Runtime's CPU provider with all graph
 optimizations. Ours is the albert-export SavedModel's `encode` signature loaded
-in-process (what latency.py calls "savedmodel"). Each cell is the median of --calls
+in-process (what latency.py calls "savedmodel"), float32 and each of --our_variants
+(default bfloat16 and bfloat16+xla: `albert-export --precision=bfloat16 [--xla]`). Each cell is the median of --calls
 timed calls after --warmup (batch 32: --batch_calls). The peers' parameter counts are
 checked against ours first, so the comparison is like for like. Writes
 benchmarks/results/peers.json and peers.md with ours / ONNX Runtime ratios.
@@ -22,7 +23,7 @@ import pathlib
 import sys
 import tempfile
 
-from latency import ROOT, inputs_for, log, prepare_export, summarize, time_calls
+from latency import ROOT, export_variant, inputs_for, log, prepare_export, summarize, time_calls
 
 THREADS = 2
 
@@ -90,6 +91,8 @@ def run(args):
             raise SystemExit(f"{name}: the transformers model has {peer_params:,} parameters, ours {ours_params:,}")
         session = onnx_session(peer, os.path.join(work, f"{name}.onnx"))
         encode = tf.saved_model.load(path).signatures["encode"]
+        ours_variants = {variant: tf.saved_model.load(export_variant(name, work, config, variant)).signatures["encode"]
+                         for variant in args.our_variants}
         for batch, length in shapes:
             inputs = inputs_for(batch, length, config.vocab_size)
             tensors = {k: tf.constant(v) for k, v in inputs.items()}
@@ -105,6 +108,8 @@ def run(args):
             calls = args.calls if batch == 1 else args.batch_calls
             runtimes = {
                 "ours (SavedModel)": lambda: encode(**tensors)["pooled_output"].numpy(),
+                **{f"ours {variant}": (lambda s=signature: s(**tensors)["pooled_output"].numpy())
+                   for variant, signature in ours_variants.items()},
                 "ONNX Runtime": lambda: session.run(["pooler_output"], feeds),
                 "PyTorch eager": run_torch,
             }
@@ -114,9 +119,12 @@ def run(args):
                     continue
                 results[runtime] = summarize(time_calls(function, calls, args.warmup))
                 rows.append(dict(model=name, batch=batch, tokens=length, runtime=runtime, **results[runtime]))
-            ratio = results["ours (SavedModel)"]["p50_ms"] / results["ONNX Runtime"]["p50_ms"]
+            onnx = results["ONNX Runtime"]["p50_ms"]
+            ratio = results["ours (SavedModel)"]["p50_ms"] / onnx
             for row in rows[-len(results):]:
                 row["ours_over_onnxruntime"] = round(ratio, 3)
+                if row["runtime"].startswith("ours"):
+                    row["over_onnxruntime"] = round(row["p50_ms"] / onnx, 3)
             log(f"{name} {batch} × {length}: " + ", ".join(f"{k} {v['p50_ms']} ms" for k, v in results.items())
                 + f"  (ours / ONNX Runtime ×{ratio:.2f})")
     return rows
@@ -128,13 +136,15 @@ def write_results(rows, out_dir, command, versions):
     runtimes = list(dict.fromkeys(r["runtime"] for r in rows))
     lines = [f"Command: `{command}`", "", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), "",
              "Median ms per call (p50), random weights, float32, 2 threads.", "",
-             "| model | batch × tokens | " + " | ".join(runtimes) + " | ours / ONNX Runtime |",
-             "|---|---|" + "---|" * len(runtimes) + "---|"]
+             "| model | batch × tokens | " + " | ".join(runtimes) + " | ours float32 / ONNX Runtime | best of ours / ONNX Runtime |",
+             "|---|---|" + "---|" * len(runtimes) + "---|---|"]
     for key in dict.fromkeys((r["model"], r["batch"], r["tokens"]) for r in rows):
         cells = {r["runtime"]: r for r in rows if (r["model"], r["batch"], r["tokens"]) == key}
         first = next(iter(cells.values()))
+        best = min((r for r in cells.values() if "over_onnxruntime" in r), key=lambda r: r["over_onnxruntime"])
         lines.append(f"| {key[0]} | {key[1]} × {key[2]} | " + " | ".join(
-            str(cells[rt]["p50_ms"]) if rt in cells else "" for rt in runtimes) + f" | {first['ours_over_onnxruntime']} |")
+            str(cells[rt]["p50_ms"]) if rt in cells else "" for rt in runtimes)
+            + f" | {first['ours_over_onnxruntime']} | {best['over_onnxruntime']} ({best['runtime']}) |")
     (out_dir / "peers.md").write_text("\n".join(lines) + "\n")
 
 
@@ -147,6 +157,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--skip_batch32", action="store_true")
     parser.add_argument("--skip_torch", action="store_true", help="leave PyTorch eager out")
+    parser.add_argument("--our_variants", default="bfloat16,bfloat16+xla", type=lambda s: [v for v in s.split(",") if v],
+                        help="our export variants timed too (latency.VARIANTS)")
     parser.add_argument("--out_dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
     try:

@@ -6,9 +6,10 @@
 The model is ALBERT-base v2 with random weights, exported by albert-export. Each client
 is a thread with its own gRPC channel that sends raw-text Predict requests
 (`serving_default`, `output_filter=["pooled_output"]`) back to back for --seconds after a
-warm-up. Two request kinds: `short` texts (about 12 tokens) and `long` ones (about 128).
-Batching "on" is albert-serve with --enable_batching and the shipped
-serving/batching_parameters.txt (the configuration we recommend for TF Serving too).
+warm-up. Two request kinds: `short` texts (12 tokens packed, or a few less) and `long`
+ones (128). Batching "on" is albert-serve with --enable_batching and
+--batching_parameters_file (default: the shipped serving/batching_parameters.txt, the
+configuration we recommend for TF Serving too).
 
 For each (texts, clients, batching) it reports requests/s and latency mean/p50/p90/p99 ms,
 and the batching-on / batching-off requests/s ratio. It writes
@@ -27,13 +28,25 @@ import time
 from latency import ROOT, Server, log, prepare_export, summarize
 
 BATCHING_FILE = ROOT / "serving" / "batching_parameters.txt"
-TEXT_WORDS = {"short": 8, "long": 100}  # words per text; the in-graph tokenizer makes ~12 and ~128 tokens
+TEXT_TOKENS = {"short": 12, "long": 128}  # packed length ([CLS] text [SEP]) of each request
 
 
-def texts_of(kind, corpus_words, count, seed=0):
+def texts_of(kind, corpus_words, tokenizer, count, seed=0):
+    """`count` texts of random corpus words, each packing to TEXT_TOKENS[kind] tokens or
+    one word's pieces less."""
     rng = random.Random(seed)
-    n = TEXT_WORDS[kind]
-    return [" ".join(rng.choice(corpus_words) for _ in range(n)) for _ in range(count)]
+    texts = []
+    for _ in range(count):
+        words, length = [], 2
+        while True:
+            word = rng.choice(corpus_words)
+            pieces = len(tokenizer.encode(word))
+            if length + pieces > TEXT_TOKENS[kind]:
+                break
+            words.append(word)
+            length += pieces
+        texts.append(" ".join(words))
+    return texts
 
 
 def drive(address, model_name, texts, clients, seconds, warmup_seconds):
@@ -82,7 +95,7 @@ def drive(address, model_name, texts, clients, seconds, warmup_seconds):
         thread.start()
     for thread in threads:
         thread.join()
-    return len(latencies) / seconds, latencies, errors
+    return (len(latencies) / seconds if seconds else 0.0), latencies, errors
 
 
 def run(args):
@@ -95,12 +108,15 @@ def run(args):
     corpus_words = (pathlib.Path(work) / "corpus.txt").read_text(encoding="utf-8").split()
     rows = []
     for batching in (False, True):
-        extra = ["--enable_batching", f"--batching_parameters_file={BATCHING_FILE}"] if batching else []
+        extra = ["--enable_batching", f"--batching_parameters_file={args.batching_parameters_file}"] if batching else []
         server = Server(str(pathlib.Path(path).parent), "albert-base", extra)
         try:
             for kind in args.texts:
-                texts = texts_of(kind, corpus_words, 64)
+                texts = texts_of(kind, corpus_words, tokenizer, 64)
                 tokens = sum(len(tokenizer.encode(t)) + 2 for t in texts) / len(texts)
+                # One client first, untimed: the first calls of a fresh server trace and
+                # allocate, and 16 cold clients at once would stall on that.
+                drive(server.address, "albert-base", texts, 1, 0.0, args.warmup_seconds)
                 for clients in args.clients:
                     rate, latencies, errors = drive(server.address, "albert-base", texts, clients, args.seconds,
                                                     args.warmup_seconds)
@@ -141,11 +157,12 @@ def main():
     parser.add_argument("--texts", default="short,long", type=lambda s: s.split(","))
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup_seconds", type=float, default=3.0)
+    parser.add_argument("--batching_parameters_file", default=str(BATCHING_FILE))
     parser.add_argument("--out_dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
-    unknown = [t for t in args.texts if t not in TEXT_WORDS]
+    unknown = [t for t in args.texts if t not in TEXT_TOKENS]
     if unknown:
-        parser.error(f"--texts: unknown {unknown}; choose from {sorted(TEXT_WORDS)}")
+        parser.error(f"--texts: unknown {unknown}; choose from {sorted(TEXT_TOKENS)}")
     rows = run(args)
     command = ("python benchmarks/throughput.py " + " ".join(sys.argv[1:])).strip()
     write_results(rows, pathlib.Path(args.out_dir), command)

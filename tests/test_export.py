@@ -255,18 +255,24 @@ def test_xla_and_bfloat16_exports(spm_setup):
     root, config = spm_setup["root"], spm_setup["config"]
     inputs = random_inputs(np.random.default_rng(3), config, batch=3, seq=20)
     reference = spm_setup["model"].backbone.predict_on_batch(inputs)["pooled_output"]
-    for xla, precision, tolerance in ((True, "float32", 1e-5), (False, "bfloat16", None)):
+    for xla, precision, tolerance in ((True, "float32", 1e-5), (False, "bfloat16", None), (True, "bfloat16", None)):
         path = export_saved_model(ExportOptions(checkpoint=str(root / "ckpt"), albert_config=config,
                                                 export_base=str(root / "export_variants"), model="backbone",
                                                 spm_model_file=spm_setup["spm_model_file"], xla=xla,
                                                 precision=precision), log=lambda _: None)
-        pooled = run_signature(tf.saved_model.load(path), "encode", **inputs)["pooled_output"]
+        loaded = tf.saved_model.load(path)
+        pooled = run_signature(loaded, "encode", **inputs)["pooled_output"]
         assert pooled.dtype == np.float32
+        kernel_dtypes = {v.dtype for v in loaded.captured_variables if "kernel" in v.name}
         if tolerance:
             np.testing.assert_allclose(pooled, reference, atol=tolerance, rtol=0)
+            assert kernel_dtypes == {tf.float32}
         else:
             cosine = (pooled * reference).sum(-1) / np.linalg.norm(pooled, axis=-1) / np.linalg.norm(reference, axis=-1)
-            assert cosine.min() > 0.99 and np.abs(pooled - reference).max() > 1e-6  # close, and really bfloat16
+            assert cosine.min() > 0.999 and np.abs(pooled - reference).max() > 1e-6  # close, and really bfloat16
+            assert kernel_dtypes == {tf.bfloat16}  # rounded once at export; the float32 kernels are not needed
+            tf1 = TF1Session(path).run("encode", inputs)["pooled_output"]  # TF Serving's loader path
+            np.testing.assert_allclose(tf1, pooled, atol=1e-5, rtol=0)
 
 
 def test_publish_is_atomic_under_concurrent_scans(spm_setup):

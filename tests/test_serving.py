@@ -507,7 +507,7 @@ def test_concurrency_limit_answers_resource_exhausted(models):
 def test_batching_parameters_parse_strictly(tmp_path):
     params = BatchingParameters.from_text(open(os.path.join(os.path.dirname(__file__), os.pardir, "serving",
                                                             "batching_parameters.txt")).read())
-    assert (params.max_batch_size, params.batch_timeout_micros, params.num_batch_threads) == (32, 2000, 2)
+    assert (params.max_batch_size, params.batch_timeout_micros, params.num_batch_threads) == (32, 2000, 1)
     params = BatchingParameters.from_text("max_batch_size { value: 8 }\nallowed_batch_sizes: 4\nallowed_batch_sizes: 8"
                                           "\npad_variable_length_inputs: true")
     assert params.allowed_batch_sizes == [4, 8] and params.pad_variable_length_inputs

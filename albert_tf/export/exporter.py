@@ -19,10 +19,14 @@ from tensorflow.core.protobuf import saved_model_pb2
 from albert_tf.checkpoints import CheckpointError, restore_model
 from albert_tf.export import layout, warmup
 from albert_tf.export.signatures import SIGNATURES_BY_KIND, AlbertServingModule
+from albert_tf.layers.dense import set_matmul_dtype
 from albert_tf.text.layers import AlbertPacker, SentencePieceTokenizerLayer, WordPieceTokenizerLayer
 from albert_tf.text.tokenizer import TokenizerError
 
-PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+# --precision: the dtype of the Dense layers' matmuls (albert_tf.layers.set_matmul_dtype).
+# "bfloat16" rounds the kernels to bfloat16 once at export and keeps LayerNorm, softmax,
+# GELU and the residual sums in float32.
+PRECISIONS = ("float32", "bfloat16")
 # tensorflow-text ops the export may contain. All are in the ops_lib that
 # tensorflow_model_server links since TF Serving 2.2 (FastWordpiece since 2.12, whose
 # bundled tensorflow-text is 2.12.1); anything else outside core TensorFlow is refused.
@@ -143,10 +147,11 @@ def export_saved_model(options, log=print):
     if options.version is not None and os.path.exists(os.path.join(model_dir, str(options.version))):
         raise ExportError(f"--version={options.version}: {os.path.join(model_dir, str(options.version))} already exists")
     try:
-        model, prefix = restore_model(options.checkpoint, config, options.model, dtype=PRECISIONS[options.precision])
+        model, prefix = restore_model(options.checkpoint, config, options.model)
     except CheckpointError as e:
         raise ExportError(str(e)) from None
     log(f"restored {options.model} from {prefix} ({model.count_params():,} parameters)")
+    set_matmul_dtype(model, options.precision)
     packer = AlbertPacker(max_seq_length, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id,
                           pad_to_sequence_length=False, bucket_lengths=options.bucket_lengths)
     module = AlbertServingModule(model, options.model, tokenizer, packer, jit_compile=options.xla,

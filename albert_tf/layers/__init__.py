@@ -2,6 +2,7 @@
 
 from albert_tf.layers.activations import get_activation
 from albert_tf.layers.attention import AlbertSelfAttention
+from albert_tf.layers.dense import AlbertDense, set_matmul_dtype
 from albert_tf.layers.embeddings import AlbertEmbedding
 from albert_tf.layers.encoder import AlbertSharedEncoder
 from albert_tf.layers.normalization import AlbertLayerNorm
@@ -9,6 +10,7 @@ from albert_tf.layers.heads import AlbertMaskedLMHead, AlbertSentenceOrderHead, 
 from albert_tf.layers.transformer_block import AlbertTransformerBlock
 
 __all__ = [
+    "AlbertDense",
     "AlbertEmbedding",
     "AlbertLayerNorm",
     "AlbertMaskedLMHead",
@@ -18,4 +20,5 @@ __all__ = [
     "AlbertSpanHead",
     "AlbertTransformerBlock",
     "get_activation",
+    "set_matmul_dtype",
 ]

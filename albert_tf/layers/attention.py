@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from albert_tf.layers.dense import AlbertDense
+
 # The original adds (1 - mask) * -10000 to the scores; kept for exact parity.
 _MASK_PENALTY = -10000.0
 
@@ -31,7 +33,7 @@ class AlbertSelfAttention(keras.layers.Layer):
         self.dropout_rate = dropout_rate
 
         def dense(name):
-            return keras.layers.Dense(
+            return AlbertDense(
                 hidden_size,
                 kernel_initializer=keras.initializers.TruncatedNormal(stddev=initializer_range),
                 dtype=self.dtype_policy,

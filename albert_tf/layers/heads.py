@@ -5,6 +5,7 @@ import keras
 from keras import ops
 
 from albert_tf.config import LAYER_NORM_EPSILON
+from albert_tf.layers.dense import AlbertDense
 from albert_tf.layers.normalization import AlbertLayerNorm
 from albert_tf.layers.activations import get_activation
 
@@ -48,7 +49,7 @@ class AlbertMaskedLMHead(keras.layers.Layer):
         self.layer_norm_epsilon = layer_norm_epsilon
         # The transform is as wide as the embedding layer's output: E officially, H in the
         # brightmart layout, whose logits then go back through the projection.
-        self.transform_dense = keras.layers.Dense(
+        self.transform_dense = AlbertDense(
             embedding_layer.output_size,
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=initializer_range),
             dtype=self.dtype_policy,

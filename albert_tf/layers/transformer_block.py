@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from albert_tf.config import LAYER_NORM_EPSILON
+from albert_tf.layers.dense import AlbertDense
 from albert_tf.layers.normalization import AlbertLayerNorm
 from albert_tf.layers.activations import get_activation
 from albert_tf.layers.attention import AlbertSelfAttention
@@ -56,10 +57,10 @@ class AlbertTransformerBlock(keras.layers.Layer):
         self.attention_layer_norm = AlbertLayerNorm(
             epsilon=layer_norm_epsilon, dtype="float32", name="attention_layer_norm"
         )
-        self.ffn_intermediate = keras.layers.Dense(
+        self.ffn_intermediate = AlbertDense(
             intermediate_size, kernel_initializer=init, dtype=self.dtype_policy, name="ffn_intermediate"
         )
-        self.ffn_output = keras.layers.Dense(hidden_size, kernel_initializer=init, dtype=self.dtype_policy, name="ffn_output")
+        self.ffn_output = AlbertDense(hidden_size, kernel_initializer=init, dtype=self.dtype_policy, name="ffn_output")
         self.ffn_dropout = keras.layers.Dropout(hidden_dropout_rate, name="ffn_output_dropout")
         self.output_layer_norm = AlbertLayerNorm(
             epsilon=layer_norm_epsilon, dtype="float32", name="output_layer_norm"

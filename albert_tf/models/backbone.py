@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from albert_tf.config import LAYER_NORM_EPSILON, AlbertConfig
+from albert_tf.layers.dense import AlbertDense
 from albert_tf.layers.embeddings import AlbertEmbedding
 from albert_tf.layers.encoder import AlbertSharedEncoder
 
@@ -90,7 +91,7 @@ class AlbertBackbone(keras.Model):
         )
         self.embedding_projection = None
         if config.embedding_size != config.hidden_size and not config.projects_word_embeddings:
-            self.embedding_projection = keras.layers.Dense(
+            self.embedding_projection = AlbertDense(
                 config.hidden_size, kernel_initializer=init, dtype=dtype, name="embedding_projection"
             )
         self.encoder = AlbertSharedEncoder(
@@ -109,7 +110,7 @@ class AlbertBackbone(keras.Model):
             dtype=dtype,
             name="encoder",
         )
-        self.pooler = keras.layers.Dense(
+        self.pooler = AlbertDense(
             config.hidden_size, activation="tanh", kernel_initializer=init, dtype=dtype, name="pooler"
         )
 
