@@ -227,7 +227,8 @@ def write_results(rows, out_dir, command):
         for r in variant_rows:
             lines.append(f"| {r['model']} | {r['batch']} × {r['tokens']} | {r['path'].split(' ', 1)[1]} | "
                          f"{r['p50_ms']} | {r['over_float32']} | {r['pooled_cosine_vs_float32']} |")
-    lines += ["", "Peers on this machine class (batch 1, median ms; ../shared/reference/peer-performance.md):", "",
+    lines += ["", "Peers from another session on this machine class (batch 1, median ms; "
+              "../shared/reference/peer-performance.md; benchmarks/peers.py times them in the same run):", "",
               "| model, tokens | ours SavedModel p50 | ONNX Runtime | keras-hub TF | ours / ONNX Runtime |",
               "|---|---|---|---|---|"]
     for (model, tokens), peers in PEERS.items():
@@ -247,7 +248,7 @@ def write_results(rows, out_dir, command):
         return
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for model in sorted({r["model"] for r in rows}):
-        for path_name, style in (("savedmodel", "-o"), ("grpc", "--s")):
+        for path_name, style in (("savedmodel", "-o"), ("grpc", "--s"), ("savedmodel bfloat16", ":^")):
             points = sorted((r["tokens"], r["p50_ms"]) for r in rows
                             if r["model"] == model and r["path"] == path_name and r["batch"] == 1)
             if points:
@@ -256,7 +257,7 @@ def write_results(rows, out_dir, command):
     axis.set_yscale("log")
     axis.set_xlabel("tokens (batch 1)")
     axis.set_ylabel("median latency, ms")
-    axis.set_title("albert-tf inference latency, 2 CPU cores, float32")
+    axis.set_title("albert-tf inference latency, 2 CPU cores (float32 unless marked)")
     axis.grid(True, which="both", alpha=0.3)
     axis.legend()
     figure.tight_layout()

@@ -2,6 +2,7 @@
 span-extraction rule that a tiny model learns end to end."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -270,6 +271,40 @@ def test_fine_tuning_learns_a_span_rule_and_exports(tmp_path, spm_model_file, ve
     ids = raw["input_word_ids"].numpy()[0]
     best_start = int(np.argmax(raw["start_logits"].numpy()[0]))
     assert tokenizer.convert_ids_to_tokens([ids[best_start]])[0].lstrip("\u2581").startswith("v")
+    if not version_2:
+        served_with_batching_equals_alone(loaded, tmp_path / "export" / "squad")
+
+
+def served_with_batching_equals_alone(loaded, model_dir):
+    """albert-serve with batching merges raw-text requests of different lengths; each
+    response's per-token outputs are cut back to the request's own length and equal the
+    SavedModel called on that request alone."""
+    import concurrent.futures
+
+    from albert_tf.serving.client import AlbertClient
+    from tests.model_server import ServerProcess
+
+    parameters = model_dir.parent / "batching.txt"
+    parameters.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 200000 }\n"
+                          "num_batch_threads { value: 1 }\n")
+    process = ServerProcess("embedded", [f"--model_base_path={model_dir}", "--model_name=squad", "--enable_batching",
+                                         f"--batching_parameters_file={parameters}"])
+    contexts = ["zebra Rome", "the river zebra Vienna and the road north of the city station",
+                "song film zebra Paris", "church road zebra Old Town music history team station album"]
+    try:
+        client = AlbertClient(process.address, "squad")
+        with concurrent.futures.ThreadPoolExecutor(len(contexts)) as pool:
+            served = list(pool.map(lambda c: client.predict(["which place follows the zebra ?"], [c]), contexts))
+    finally:
+        _, stderr = process.stop()
+    counts = re.search(r"batching: (\d+) batches for (\d+) requests", stderr)
+    assert counts and int(counts.group(1)) < int(counts.group(2)), stderr[-2000:]  # requests were merged
+    for context, response in zip(contexts, served):
+        alone = loaded.signatures["serving_default"](text=tf.constant(["which place follows the zebra ?"]),
+                                                     text_b=tf.constant([context]))
+        for key in ("start_logits", "end_logits", "input_word_ids", "input_mask"):
+            assert response[key].shape == alone[key].shape, key
+            np.testing.assert_allclose(response[key], alone[key].numpy(), atol=2e-5, rtol=0, err_msg=key)
 
 
 def test_bad_flags_and_data_fail_clearly(tmp_path, spm_model_file):
