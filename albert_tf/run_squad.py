@@ -104,19 +104,7 @@ def main(argv):
         if FLAGS.do_predict:
             run.predict(use_best=True)
         if FLAGS.export_dir:
-            from albert_tf.export.exporter import ExportError, ExportOptions, export_saved_model
-
-            checkpoint = run.best_or_latest_checkpoint()
-            if not checkpoint:
-                raise FinetuneError("--export_dir: no checkpoint to export (train first)")
-            try:
-                export_saved_model(ExportOptions(
-                    checkpoint=checkpoint, albert_config=config, export_base=FLAGS.export_dir,
-                    model_name=FLAGS.export_model_name, model="squad", spm_model_file=FLAGS.spm_model_file,
-                    vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case,
-                    max_seq_length=FLAGS.max_seq_length), log=log)
-            except ExportError as e:
-                raise FinetuneError(f"--export_dir: {e}") from None
+            run.export(FLAGS.export_dir, FLAGS.export_model_name)
     except FinetuneError as e:
         log(f"albert-run-squad: {e}")
         return 1

@@ -239,12 +239,12 @@ def test_fine_tuning_learns_a_span_rule_and_exports(tmp_path, spm_model_file, ve
         f"--albert_config_file={config_file}", f"--init_checkpoint={tmp_path / 'pretrained'}",
         f"--spm_model_file={spm_model_file}", f"--train_file={train}", f"--predict_file={dev}", "--do_train",
         "--do_predict", "--max_seq_length=48", "--doc_stride=16", "--max_query_length=12", "--train_batch_size=32",
-        "--learning_rate=1e-3", "--train_step=300", "--save_checkpoints_steps=150", "--predict_batch_size=64",
+        "--learning_rate=1e-3", "--train_step=200", "--save_checkpoints_steps=100", "--predict_batch_size=64",
         f"--output_dir={out}", f"--export_dir={tmp_path / 'export'}", "--train_feature_file=ignored.tf",
         *(["--version_2_with_negative"] if version_2 else [])])
     assert done.returncode == 0, done.stderr[-3000:]
     assert "WARNING: --train_feature_file is ignored" in done.stderr
-    assert "windows" in done.stderr and "step 300/300" in done.stderr
+    assert "windows" in done.stderr and "step 200/200" in done.stderr
     best = json.loads((out / "best" / "best_results.json").read_text())
     results = json.loads((out / "eval_results.json").read_text())
     predictions = json.loads((out / "predictions.json").read_text())

@@ -75,6 +75,7 @@ class ClassifierRun(FinetuneRun):
     """One fine-tuning job. Methods: initialize(), train(), evaluate(), predict()."""
 
     positive_flags = ("train_batch_size", "eval_batch_size", "train_step", "save_checkpoints_steps")
+    export_kind = "classifier"
 
     def build_model(self):
         task = self.options.task

@@ -64,6 +64,7 @@ class SquadRun(FinetuneRun):
 
     positive_flags = ("train_batch_size", "predict_batch_size", "train_step", "save_checkpoints_steps",
                       "doc_stride", "max_query_length", "n_best_size", "max_answer_length")
+    export_kind = "squad"
 
     def __init__(self, options, log=print):
         o = self.options = options

@@ -35,6 +35,7 @@ class FinetuneRun:
     """
 
     positive_flags = ("train_batch_size", "train_step", "save_checkpoints_steps")
+    export_kind = None  # albert-export --model of the task
 
     def __init__(self, options, log=print):
         self.options, self.log = options, log
@@ -102,6 +103,23 @@ class FinetuneRun:
 
     def best_or_latest_checkpoint(self):
         return self.best_manager.latest_checkpoint or self.manager.latest_checkpoint
+
+    def export(self, export_base, model_name):
+        """Exports the best (else the latest) checkpoint with albert-export as a
+        `self.export_kind` SavedModel under export_base/model_name; returns its path."""
+        from albert_tf.export.exporter import ExportError, ExportOptions, export_saved_model
+
+        o = self.options
+        checkpoint = self.best_or_latest_checkpoint()
+        if not checkpoint:
+            raise FinetuneError("--export_dir: no checkpoint to export (train first)")
+        try:
+            return export_saved_model(ExportOptions(
+                checkpoint=checkpoint, albert_config=o.albert_config, export_base=export_base, model_name=model_name,
+                model=self.export_kind, spm_model_file=o.spm_model_file, vocab_file=o.vocab_file,
+                do_lower_case=o.do_lower_case, max_seq_length=o.max_seq_length), log=self.log)
+        except ExportError as e:
+            raise FinetuneError(f"--export_dir: {e}") from None
 
     def record_results(self, results, metric, checkpoint=None):
         """Writes eval_results.txt/json and returns `results`.
