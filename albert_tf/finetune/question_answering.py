@@ -82,6 +82,7 @@ class SquadRun(FinetuneRun):
         if o.warmup_step is None:
             o.warmup_step = int(o.train_step * o.warmup_proportion)
         self._contexts = {}  # context → (ids, spans), shared by train and predict
+        self._predict_data = None  # (examples, features, inputs) of --predict_file, built once
         super().__init__(o, log)
 
     def build_model(self):
@@ -119,12 +120,16 @@ class SquadRun(FinetuneRun):
         return self.train_loop(inputs, labels, len(features), self.predict if evaluate_each_save else None)
 
     def _predict_examples_have_answers(self):
-        return any(e.answers or e.is_impossible for e in self._predict_examples())
+        return any(e.answers or e.is_impossible for e in self._predict_set()[0])
 
-    def _predict_examples(self):
-        if not hasattr(self, "_predict_cache"):
-            self._predict_cache = self._read(self.options.predict_file, "--predict_file", False)
-        return self._predict_cache
+    def _predict_set(self):
+        """(examples, features, inputs) of --predict_file: read and featurized once,
+        then reused by every evaluation during training."""
+        if self._predict_data is None:
+            examples = self._read(self.options.predict_file, "--predict_file", False)
+            features, inputs, _ = self._features(examples, is_training=False)
+            self._predict_data = (examples, features, inputs)
+        return self._predict_data
 
     def predict(self, use_best=False):
         """Answers --predict_file with the current weights (the best checkpoint's when
@@ -133,8 +138,7 @@ class SquadRun(FinetuneRun):
         the best checkpoint by F1). Returns the results dict ({} without answers)."""
         o = self.options
         best = self.restore_best() if use_best else None
-        examples = self._predict_examples()
-        features, inputs, _ = self._features(examples, is_training=False)
+        examples, features, inputs = self._predict_set()
         logits = self.predict_batches(inputs, o.predict_batch_size)
         prediction = squad.predict_answers(
             examples, features, logits["start_logits"], logits["end_logits"], o.n_best_size, o.max_answer_length,

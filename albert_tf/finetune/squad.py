@@ -202,14 +202,17 @@ def _windows(num_tokens, max_window, doc_stride):
         start += min(length, doc_stride)
 
 
-def _max_context_scores(windows, position):
-    """{window index: score} for the windows holding context token `position`; the
-    score is min(left, right context) + 0.01 × window length, as the original."""
-    scores = {}
+def _max_context_windows(windows, num_tokens):
+    """For each context token, the index of the window where it has the most context:
+    the highest min(left, right context) + 0.01 × window length, as the original (the
+    first such window on a tie)."""
+    best = [(-1.0, 0)] * num_tokens
     for index, (start, length) in enumerate(windows):
-        if start <= position < start + length:
-            scores[index] = min(position - start, start + length - 1 - position) + 0.01 * length
-    return scores
+        for position in range(start, start + length):
+            score = min(position - start, start + length - 1 - position) + 0.01 * length
+            if score > best[position][0]:
+                best[position] = (score, index)
+    return [index for _, index in best]
 
 
 def convert_examples_to_features(examples, tokenizer, max_seq_length, doc_stride, max_query_length, is_training,
@@ -237,6 +240,7 @@ def convert_examples_to_features(examples, tokenizer, max_seq_length, doc_stride
             answer = answer_token_span(spans, start, start + len(text))
         max_window = max_seq_length - len(query_ids) - 3
         windows = _windows(len(context_ids), max_window, doc_stride)
+        owners = _max_context_windows(windows, len(context_ids))
         for window_index, (start, length) in enumerate(windows):
             ids = [tokenizer.cls_id] + query_ids + [tokenizer.sep_id]
             types = [0] * len(ids)
@@ -244,8 +248,7 @@ def convert_examples_to_features(examples, tokenizer, max_seq_length, doc_stride
             for offset in range(length):
                 position = start + offset
                 token_spans[len(ids)] = spans[position]
-                scores = _max_context_scores(windows, position)
-                is_max_context[len(ids)] = max(scores, key=scores.get) == window_index
+                is_max_context[len(ids)] = owners[position] == window_index
                 ids.append(context_ids[position])
                 types.append(1)
             ids.append(tokenizer.sep_id)
