@@ -14,10 +14,11 @@ at batch 32 × 128 tokens:
 
 Each row gives N calls, the total time, mean, p50, p90 and p99 in ms, and the gRPC/
 SavedModel ratio (the serving overhead). The same checkpoint is also exported as the
---variants (`xla`: the model part compiled with XLA; `bfloat16`: mixed bfloat16, which
-this CPU's AVX512-BF16 runs natively; both), each timed as a SavedModel with its ratio to
-float32 and the cosine of its pooled output against float32's. It writes benchmarks/results/latency.json,
-latency.md and latency.png (latency against sequence length, ALBERT vs BERT).
+--variants (`xla`: the model part compiled with XLA; `bfloat16`: `--precision=bfloat16`,
+the Dense matmuls in bfloat16, which this CPU's AMX / AVX512-BF16 runs natively; both),
+each timed as a SavedModel with its ratio to float32 and the cosine of its pooled output
+against float32's. It writes benchmarks/results/latency.json, latency.md and latency.png
+(latency against sequence length, ALBERT vs BERT).
 Reference figures from other runtimes on this machine class are in
 ../shared/reference/peer-performance.md and are quoted beside ours in the markdown.
 """
@@ -94,7 +95,6 @@ def prepare_export(name, work):
     from albert_tf.checkpoints import build_model
     from albert_tf.config import AlbertConfig
     from albert_tf.data.synthetic_corpus import write_corpus
-    from albert_tf.export.exporter import ExportOptions, export_saved_model
     from albert_tf.text.spm_training import train_sentencepiece
 
     spm = os.path.join(work, "spm.model")
@@ -103,22 +103,19 @@ def prepare_export(name, work):
         train_sentencepiece([corpus], os.path.join(work, "spm"), vocab_size=500)
     config = AlbertConfig.preset(MODELS[name])
     backbone = build_model(config, "backbone")
-    ckpt = os.path.join(work, name, "ckpt")
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=backbone), ckpt, 1).save()
-    path = export_saved_model(ExportOptions(checkpoint=ckpt, albert_config=config,
-                                            export_base=os.path.join(work, "export"), model_name=name,
-                                            model="backbone", spm_model_file=spm, warmup=False), log=lambda _: None)
-    return config, backbone, path
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=backbone), os.path.join(work, name, "ckpt"), 1).save()
+    return config, backbone, export_variant(name, work, config, "float32")
 
 
 def export_variant(name, work, config, variant):
-    """Exports the checkpoint prepare_export wrote as `variant` (VARIANTS); returns its path."""
+    """Exports the checkpoint prepare_export wrote as `variant` (VARIANTS), under the
+    model name `name` for float32 and `name-variant` otherwise; returns its path."""
     from albert_tf.export.exporter import ExportOptions, export_saved_model
 
     return export_saved_model(ExportOptions(
         checkpoint=os.path.join(work, name, "ckpt"), albert_config=config, export_base=os.path.join(work, "export"),
-        model_name=f"{name}-{variant}", model="backbone", spm_model_file=os.path.join(work, "spm.model"),
-        warmup=False, **VARIANTS[variant]), log=lambda _: None)
+        model_name=name if variant == "float32" else f"{name}-{variant}", model="backbone",
+        spm_model_file=os.path.join(work, "spm.model"), warmup=False, **VARIANTS[variant]), log=lambda _: None)
 
 
 def cosine(a, b):
