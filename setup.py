@@ -44,9 +44,10 @@ setup(
         # Plots and memory readings for benchmarks/.
         "bench": ["matplotlib==3.11.2", "psutil==7.2.2"],
         # Other runtimes timed beside ours by benchmarks/peers.py (for the CPU-only torch wheel add
-        # --extra-index-url https://download.pytorch.org/whl/cpu).
+        # --extra-index-url https://download.pytorch.org/whl/cpu). keras-hub 0.25.1 is the newest
+        # release that accepts our Keras 3.12, so it runs on our pinned TensorFlow.
         "peers": ["onnxruntime==1.32.0", "onnx==1.23.2", "onnxscript==0.7.2", "torch==2.13.0",
-                  "transformers==5.24.0"],
+                  "transformers==5.24.0", "keras-hub==0.25.1"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

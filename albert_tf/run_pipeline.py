@@ -191,30 +191,23 @@ MLM_PROBE = "About 2,500 people visit it every [MASK], most of them in summer."
 
 def _serve_and_query(version_path, spm_model, out):
     """Starts albert-serve on the export, queries it over gRPC, stops it; a summary line."""
-    import signal
     import statistics
-    import subprocess
-    import sys
 
     import numpy as np
 
     from albert_tf.serving.client import AlbertClient, ServingClientError
+    from albert_tf.serving.process import ModelServerError, ModelServerProcess
     from albert_tf.text import SentencePieceTokenizer, pack_pair
 
     log_path = os.path.join(out, "albert-serve.log")
-    with open(log_path, "w") as server_log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "albert_tf.serve", "--port=0", "--model_name=albert",
-             f"--model_base_path={os.path.abspath(os.path.dirname(version_path))}"],
-            stdout=subprocess.PIPE, stderr=server_log, text=True)
     try:
-        line = server.stdout.readline()  # printed once the models are loaded and the port is bound
-        if "listening on" not in line:
-            server.wait(timeout=30)
-            raise RuntimeError(f"albert-serve did not start (exit {server.returncode}); see {log_path}")
-        address = line.split("listening on ")[1].strip()
-        print(f"      albert-serve is up at {address} (log: {log_path})", flush=True)
-        with AlbertClient(address, "albert") as client:
+        server = ModelServerProcess("embedded", ["--model_name=albert", "--model_base_path="
+                                                 + os.path.abspath(os.path.dirname(version_path))], log_path=log_path)
+    except ModelServerError:
+        raise RuntimeError(f"albert-serve did not start; see {log_path}") from None
+    try:
+        print(f"      albert-serve is up at {server.address} (log: {log_path})", flush=True)
+        with AlbertClient(server.address, "albert") as client:
             (status,) = client.status()
             texts = ["The ancient bridge of the old harbour is a famous bridge in the old harbour.",
                      "Today the library is open to the public."]
@@ -235,13 +228,9 @@ def _serve_and_query(version_path, spm_model, out):
     except (ServingClientError, OSError) as e:
         raise RuntimeError(f"querying albert-serve failed: {e}") from None
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    if server.returncode != 0:
-        raise RuntimeError(f"albert-serve did not stop cleanly (exit {server.returncode}); see {log_path}")
+        returncode, _ = server.stop()
+    if returncode != 0:
+        raise RuntimeError(f"albert-serve did not stop cleanly (exit {returncode}); see {log_path}")
     probabilities = np.exp(logits - logits.max())
     probabilities /= probabilities.sum()
     top = np.argsort(-probabilities)[:3]

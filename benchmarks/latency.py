@@ -10,12 +10,17 @@ at batch 32 × 128 tokens:
 - `keras`: the Keras backbone in-process, called through a tf.function;
 - `savedmodel`: the albert-export SavedModel's `encode` signature, loaded in-process;
 - `grpc`: the same export behind albert-serve, called over loopback gRPC with the
-  unmodified TF Serving stubs (`output_filter=["pooled_output"]`).
+  unmodified TF Serving stubs (`output_filter=["pooled_output"]`);
+- `tf-serving grpc`: the same behind the real tensorflow_model_server, when there is one
+  ($TFS_MODEL_SERVER_BIN or on PATH; albert_tf.serving.process.model_server_binary).
 
 Each row gives N calls, the total time, mean, p50, p90 and p99 in ms, and the gRPC/
-SavedModel ratio (the serving overhead). The same checkpoint is also exported as the
+SavedModel ratio (the serving overhead). All paths and variants of one shape are timed
+interleaved (`time_interleaved`), so the machine's drift does not bias the ratios. The
+same checkpoint is also exported as the
 --variants (`xla`: the model part compiled with XLA; `bfloat16`: `--precision=bfloat16`,
-the Dense matmuls in bfloat16, which this CPU's AMX / AVX512-BF16 runs natively; both),
+the Dense matmuls in bfloat16, which this CPU's AVX512-BF16 runs natively; both;
+`bfloat16+xla_short`: bfloat16 plus `--xla_short_lengths=8,12,16`),
 each timed as a SavedModel with its ratio to float32 and the cosine of its pooled output
 against float32's. It writes benchmarks/results/latency.json, latency.md and latency.png
 (latency against sequence length, ALBERT vs BERT).
@@ -27,9 +32,7 @@ import argparse
 import json
 import os
 import pathlib
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +40,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from albert_tf.serving.process import model_server_binary  # noqa: E402  (no TensorFlow import)
 
 MODELS = {"albert-base": "base", "bert-base": "bert-base"}
 # Median ms, batch 1, from ../shared/reference/peer-performance.md (round 1), for context.
@@ -63,14 +68,29 @@ def summarize(times_ms):
             "p99_ms": round(percentile(times_ms, 99), 2)}
 
 
-def time_calls(function, calls, warmup):
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(calls):
-        began = time.perf_counter()
-        function()
-        times.append(1000 * (time.perf_counter() - began))
+def time_interleaved(functions, calls, warmup, block=5):
+    """Times several functions ({name: callable}) against each other: ms per call, {name: [times]}.
+
+    This machine's speed drifts by 10-30% within minutes, so timing one function after
+    another turns drift into false ratios. Here every function runs `warmup` calls, then
+    the calls are taken in rounds: each round gives every function one untimed call (to
+    bring its weights back into cache after the others ran) and `block` timed calls, in
+    an order that reverses every round. Each function gets `calls` timed calls, all spread
+    over the same stretch of time.
+    """
+    for function in functions.values():
+        for _ in range(warmup):
+            function()
+    times = {name: [] for name in functions}
+    order = list(functions)
+    for round_index in range(-(-calls // block)):
+        for name in order if round_index % 2 == 0 else reversed(order):
+            function = functions[name]
+            function()
+            for _ in range(min(block, calls - len(times[name]))):
+                began = time.perf_counter()
+                function()
+                times[name].append(1000 * (time.perf_counter() - began))
     return times
 
 
@@ -85,7 +105,8 @@ def inputs_for(batch, length, vocab, seed=0):
 
 # Export variants timed beside float32 (--variants): ExportOptions overrides.
 VARIANTS = {"float32": {}, "xla": {"xla": True}, "bfloat16": {"precision": "bfloat16"},
-            "bfloat16+xla": {"precision": "bfloat16", "xla": True}}
+            "bfloat16+xla": {"precision": "bfloat16", "xla": True},
+            "bfloat16+xla_short": {"precision": "bfloat16", "xla_short_lengths": (8, 12, 16)}}
 
 
 def prepare_export(name, work):
@@ -125,22 +146,15 @@ def cosine(a, b):
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-class Server:
-    """albert-serve on an export directory, on a free port (extra_args: more flags)."""
+def start_server(backend, model_dir, name, extra_args=()):
+    """albert-serve ("embedded") or tensorflow_model_server ("binary") serving the model
+    directory `model_dir` as `name`; a started albert_tf.serving.process.ModelServerProcess."""
+    from albert_tf.serving.process import ModelServerProcess
 
-    def __init__(self, model_dir, name, extra_args=()):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "albert_tf.serve", "--port=0", f"--model_name={name}",
-             f"--model_base_path={model_dir}", "--noenable_model_warmup", *extra_args],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.process.stdout.readline()
-        if "listening on" not in line:
-            raise RuntimeError("albert-serve did not start")
-        self.address = line.split("listening on ")[1].strip()
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=60)
+    flags = [f"--model_name={name}", f"--model_base_path={model_dir}", *extra_args]
+    if backend == "binary":
+        flags.append("--xla_cpu_compilation_enabled=true")  # for the --xla variants' sake; harmless otherwise
+    return ModelServerProcess(backend, flags)
 
 
 def run(args):
@@ -162,10 +176,15 @@ def run(args):
             if variant != "float32":
                 log(f"{name}: exporting the {variant} variant")
                 variants[variant] = tf.saved_model.load(export_variant(name, work, config, variant)).signatures["encode"]
-        server = Server(os.path.dirname(path), name)
-        channel = grpc.insecure_channel(server.address, options=[("grpc.max_receive_message_length", -1),
-                                                                  ("grpc.max_send_message_length", -1)])
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        servers = {"grpc": start_server("embedded", os.path.dirname(path), name)}
+        if model_server_binary():
+            log(f"{name}: also timing tensorflow_model_server ({model_server_binary()})")
+            servers["tf-serving grpc"] = start_server("binary", os.path.dirname(path), name)
+        channels = {path_name: grpc.insecure_channel(server.address, options=[
+            ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
+            for path_name, server in servers.items()}
+        stubs = {path_name: prediction_service_pb2_grpc.PredictionServiceStub(channel)
+                 for path_name, channel in channels.items()}
         try:
             for batch, length in shapes:
                 inputs = inputs_for(batch, length, config.vocab_size)
@@ -179,21 +198,23 @@ def run(args):
                 paths = {
                     "keras": lambda: keras_fn(tensors).numpy(),
                     "savedmodel": lambda: encode(**tensors)["pooled_output"].numpy(),
-                    "grpc": lambda: stub.Predict(request, timeout=600),
+                    **{path_name: (lambda stub=stub: stub.Predict(request, timeout=600))
+                       for path_name, stub in stubs.items()},
+                    **{f"savedmodel {variant}": (lambda s=signature: s(**tensors)["pooled_output"].numpy())
+                       for variant, signature in variants.items()},
                 }
-                results = {}
-                for path_name, function in paths.items():
-                    results[path_name] = summarize(time_calls(function, calls, args.warmup))
-                    rows.append(dict(model=name, path=path_name, batch=batch, tokens=length, **results[path_name]))
-                ratio = results["grpc"]["p50_ms"] / results["savedmodel"]["p50_ms"]
-                for row in rows[-3:]:
-                    row["grpc_over_savedmodel"] = round(ratio, 3)
-                log(f"{name} batch {batch} × {length}: keras {results['keras']['p50_ms']} ms, savedmodel "
-                    f"{results['savedmodel']['p50_ms']} ms, grpc {results['grpc']['p50_ms']} ms (×{ratio:.3f})")
+                results = {path_name: summarize(times)
+                           for path_name, times in time_interleaved(paths, calls, args.warmup).items()}
+                saved = results["savedmodel"]["p50_ms"]
+                for path_name in ("keras", "savedmodel", *servers):
+                    served = path_name if path_name in servers else "grpc"  # in-process rows carry albert-serve's
+                    rows.append(dict(model=name, path=path_name, batch=batch, tokens=length, **results[path_name],
+                                     grpc_over_savedmodel=round(results[served]["p50_ms"] / saved, 3)))
+                log(f"{name} batch {batch} × {length}: keras {results['keras']['p50_ms']} ms, savedmodel {saved} ms, "
+                    + ", ".join(f"{p} {results[p]['p50_ms']} ms (×{results[p]['p50_ms'] / saved:.3f})" for p in servers))
                 reference = encode(**tensors)["pooled_output"].numpy()
                 for variant, signature in variants.items():
-                    timed = summarize(time_calls(lambda: signature(**tensors)["pooled_output"].numpy(), calls,
-                                                 args.warmup))
+                    timed = results[f"savedmodel {variant}"]
                     similarity = cosine(signature(**tensors)["pooled_output"].numpy(), reference)
                     rows.append(dict(model=name, path=f"savedmodel {variant}", batch=batch, tokens=length, **timed,
                                      over_float32=round(timed["p50_ms"] / results["savedmodel"]["p50_ms"], 3),
@@ -201,8 +222,10 @@ def run(args):
                     log(f"  {variant}: {timed['p50_ms']} ms (×{rows[-1]['over_float32']} of float32), pooled cosine "
                         f"{similarity:.6f}")
         finally:
-            channel.close()
-            server.stop()
+            for channel in channels.values():
+                channel.close()
+            for server in servers.values():
+                server.stop()
     return rows
 
 
@@ -245,7 +268,8 @@ def write_results(rows, out_dir, command):
         return
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for model in sorted({r["model"] for r in rows}):
-        for path_name, style in (("savedmodel", "-o"), ("grpc", "--s"), ("savedmodel bfloat16", ":^")):
+        for path_name, style in (("savedmodel", "-o"), ("grpc", "--s"), ("savedmodel bfloat16", ":^"),
+                                 ("savedmodel bfloat16+xla_short", "-.v")):
             points = sorted((r["tokens"], r["p50_ms"]) for r in rows
                             if r["model"] == model and r["path"] == path_name and r["batch"] == 1)
             if points:
@@ -269,7 +293,7 @@ def main():
     parser.add_argument("--batch_calls", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--skip_batch32", action="store_true")
-    parser.add_argument("--variants", default="float32,xla,bfloat16,bfloat16+xla", type=lambda s: s.split(","),
+    parser.add_argument("--variants", default="float32,xla,bfloat16,bfloat16+xla_short", type=lambda s: s.split(","),
                         help=f"export variants timed as SavedModels, of {list(VARIANTS)}")
     parser.add_argument("--out_dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()

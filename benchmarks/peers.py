@@ -1,6 +1,6 @@
-"""Benchmark: our SavedModel beside ONNX Runtime and PyTorch on the same configs, in one run.
+"""Benchmark: our SavedModel beside ONNX Runtime, keras-hub and PyTorch on the same configs, in one run.
 
-    pip install -e '.[peers]'            # onnxruntime, onnx, onnxscript, torch (CPU), transformers
+    pip install -e '.[peers]'            # onnxruntime, onnx, onnxscript, torch (CPU), transformers, keras-hub
     python benchmarks/peers.py           # ALBERT-base and BERT-base, 12 and 128 tokens, batch 32 × 128
     python benchmarks/peers.py --models=albert-base --lengths=128 --skip_batch32
 
@@ -8,11 +8,16 @@ Every runtime gets the same shapes, random weights and random token ids; 2 intra
 threads (the machine's cores). The peers are built from the same hyper-parameters:
 transformers' AlbertModel / BertModel (gelu_new, as the original), run in PyTorch eager,
 and exported to ONNX (torch.onnx.export) for ONNX Runtime's CPU provider with all graph
-optimizations. Ours is the albert-export SavedModel's `encode` signature loaded
+optimizations; keras-hub's TensorFlow AlbertBackbone / BertBackbone (0.25.1, the newest
+that runs on our pinned Keras 3.12, so it shares our TensorFlow build), called through a
+tf.function with and without jit_compile. Ours is the albert-export SavedModel's `encode` signature loaded
 in-process (what latency.py calls "savedmodel"), float32 and each of --our_variants
-(default xla and bfloat16: `albert-export --xla` and `albert-export --precision=bfloat16`).
+(latency.VARIANTS; default xla, bfloat16 and bfloat16+xla_short: `albert-export --xla`,
+`--precision=bfloat16`, and that with `--xla_short_lengths=8,12,16`).
 Each cell is the median of --calls
-timed calls after --warmup (batch 32: --batch_calls). The peers' parameter counts are
+timed calls after --warmup (batch 32: --batch_calls), taken interleaved: the runtimes
+alternate in blocks of 5 calls (latency.time_interleaved), so the machine's drift does
+not land on one runtime. The peers' parameter counts are
 checked against ours first, so the comparison is like for like. Writes
 benchmarks/results/peers.json and peers.md with ours / ONNX Runtime ratios.
 """
@@ -24,7 +29,7 @@ import pathlib
 import sys
 import tempfile
 
-from latency import ROOT, export_variant, inputs_for, log, prepare_export, summarize, time_calls
+from latency import ROOT, export_variant, inputs_for, log, prepare_export, summarize, time_interleaved
 
 THREADS = 2
 
@@ -46,6 +51,20 @@ def torch_model(config, name):
     else:
         model = transformers.BertModel(transformers.BertConfig(hidden_act="gelu_new", **common))
     return model.eval()
+
+
+def keras_hub_model(config, name):
+    """keras-hub's TF backbone with our config's hyper-parameters (random weights)."""
+    import keras_hub
+
+    common = dict(vocabulary_size=config.vocab_size, num_layers=config.num_hidden_layers,
+                  num_heads=config.num_attention_heads, hidden_dim=config.hidden_size,
+                  intermediate_dim=config.intermediate_size, dropout=0.0,
+                  max_sequence_length=config.max_position_embeddings, num_segments=config.type_vocab_size)
+    if name.startswith("albert"):
+        return keras_hub.models.AlbertBackbone(embedding_dim=config.embedding_size, num_groups=config.num_hidden_groups,
+                                               num_inner_repetitions=config.inner_group_num, **common)
+    return keras_hub.models.BertBackbone(**common)
 
 
 def onnx_session(model, path):
@@ -91,6 +110,12 @@ def run(args):
         if peer_params != ours_params:
             raise SystemExit(f"{name}: the transformers model has {peer_params:,} parameters, ours {ours_params:,}")
         session = onnx_session(peer, os.path.join(work, f"{name}.onnx"))
+        hub = keras_hub_model(config, name)
+        if hub.count_params() != ours_params:
+            raise SystemExit(f"{name}: the keras-hub model has {hub.count_params():,} parameters, ours {ours_params:,}")
+        # All outputs, as our encode signature computes them (pooled alone lets XLA skip work).
+        hub_call = tf.function(lambda x: hub(x, training=False))
+        hub_xla = tf.function(lambda x: hub(x, training=False), jit_compile=True)
         encode = tf.saved_model.load(path).signatures["encode"]
         ours_variants = {variant: tf.saved_model.load(export_variant(name, work, config, variant)).signatures["encode"]
                          for variant in args.our_variants}
@@ -101,6 +126,8 @@ def run(args):
                      "attention_mask": inputs["input_mask"].astype("int64"),
                      "token_type_ids": inputs["input_type_ids"].astype("int64")}
             torch_feeds = {k: torch.from_numpy(v) for k, v in feeds.items()}
+            hub_feeds = {"token_ids": tensors["input_word_ids"], "segment_ids": tensors["input_type_ids"],
+                         "padding_mask": tensors["input_mask"]}
 
             def run_torch():
                 with torch.inference_mode():
@@ -112,14 +139,16 @@ def run(args):
                 **{f"ours {variant}": (lambda s=signature: s(**tensors)["pooled_output"].numpy())
                    for variant, signature in ours_variants.items()},
                 "ONNX Runtime": lambda: session.run(["pooler_output"], feeds),
+                "keras-hub": lambda: hub_call(hub_feeds)["pooled_output"].numpy(),
+                "keras-hub xla": lambda: hub_xla(hub_feeds)["pooled_output"].numpy(),
                 "PyTorch eager": run_torch,
             }
-            results = {}
-            for runtime, function in runtimes.items():
-                if runtime == "PyTorch eager" and args.skip_torch:
-                    continue
-                results[runtime] = summarize(time_calls(function, calls, args.warmup))
-                rows.append(dict(model=name, batch=batch, tokens=length, runtime=runtime, **results[runtime]))
+            if args.skip_torch:
+                del runtimes["PyTorch eager"]
+            results = {runtime: summarize(times)
+                       for runtime, times in time_interleaved(runtimes, calls, args.warmup).items()}
+            for runtime, result in results.items():
+                rows.append(dict(model=name, batch=batch, tokens=length, runtime=runtime, **result))
             onnx = results["ONNX Runtime"]["p50_ms"]
             ratio = results["ours (SavedModel)"]["p50_ms"] / onnx
             for row in rows[-len(results):]:
@@ -136,8 +165,10 @@ def write_results(rows, out_dir, command, versions):
     (out_dir / "peers.json").write_text(json.dumps({"command": command, "versions": versions, "rows": rows}, indent=2))
     runtimes = list(dict.fromkeys(r["runtime"] for r in rows))
     lines = [f"Command: `{command}`", "", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), "",
-             "Median ms per call (p50), random weights, 2 threads; float32 except ours bfloat16 "
-             "(bfloat16 matmuls, the rest float32).", "",
+             "Median ms per call (p50), random weights, 2 threads, the runtimes interleaved in blocks of 5 "
+             "calls; float32 except ours bfloat16 (bfloat16 matmuls, the rest float32) and ours "
+             "bfloat16+xla_short (one row of at most 16 tokens: float32 through XLA, padded to 8, 12 or 16; "
+             "the rest as bfloat16).", "",
              "| model | batch × tokens | " + " | ".join(runtimes) + " | ours float32 / ONNX Runtime | best of ours / ONNX Runtime |",
              "|---|---|" + "---|" * len(runtimes) + "---|---|"]
     for key in dict.fromkeys((r["model"], r["batch"], r["tokens"]) for r in rows):
@@ -159,19 +190,21 @@ def main():
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--skip_batch32", action="store_true")
     parser.add_argument("--skip_torch", action="store_true", help="leave PyTorch eager out")
-    parser.add_argument("--our_variants", default="xla,bfloat16", type=lambda s: [v for v in s.split(",") if v],
+    parser.add_argument("--our_variants", default="xla,bfloat16,bfloat16+xla_short",
+                        type=lambda s: [v for v in s.split(",") if v],
                         help="our export variants timed too (latency.VARIANTS)")
     parser.add_argument("--out_dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
     try:
+        import keras_hub
         import onnxruntime
         import tensorflow as tf
         import torch
         import transformers
     except ImportError as e:
         raise SystemExit(f"peers need the [peers] extra: pip install -e '.[peers]' ({e})")
-    versions = {"tensorflow": tf.__version__, "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
-                "transformers": transformers.__version__}
+    versions = {"tensorflow": tf.__version__, "onnxruntime": onnxruntime.__version__, "keras-hub": keras_hub.__version__,
+                "torch": torch.__version__, "transformers": transformers.__version__}
     rows = run(args)
     command = ("python benchmarks/peers.py " + " ".join(sys.argv[1:])).strip()
     write_results(rows, pathlib.Path(args.out_dir), command, versions)

@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 
-from latency import ROOT, Server, log, prepare_export, summarize
+from latency import ROOT, log, prepare_export, start_server, summarize
 
 BATCHING_FILE = ROOT / "serving" / "batching_parameters.txt"
 TEXT_TOKENS = {"short": 12, "long": 128}  # packed length ([CLS] text [SEP]) of each request
@@ -109,7 +109,7 @@ def run(args):
     rows = []
     for batching in (False, True):
         extra = ["--enable_batching", f"--batching_parameters_file={args.batching_parameters_file}"] if batching else []
-        server = Server(str(pathlib.Path(path).parent), "albert-base", extra)
+        server = start_server("embedded", str(pathlib.Path(path).parent), "albert-base", extra)
         try:
             for kind in args.texts:
                 texts = texts_of(kind, corpus_words, tokenizer, 64)

@@ -1,5 +1,6 @@
 """albert-export: SavedModels for TF Serving, checked against the in-process Keras models."""
 
+import json
 import os
 import subprocess
 import sys
@@ -275,6 +276,71 @@ def test_xla_and_bfloat16_exports(spm_setup):
             np.testing.assert_allclose(tf1, pooled, atol=1e-5, rtol=0)
 
 
+def xla_compiled_functions(path):
+    """Names of the saved functions marked for XLA compilation (_XlaMustCompile)."""
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString(open(os.path.join(path, "saved_model.pb"), "rb").read())
+    return [f.signature.name for f in proto.meta_graphs[0].graph_def.library.function
+            if f.attr["_XlaMustCompile"].b]
+
+
+@pytest.mark.slow
+def test_xla_short_input_path_is_float32_and_exact_while_the_rest_runs_bfloat16(spm_setup):
+    root, config, model = spm_setup["root"], spm_setup["config"], spm_setup["model"]
+    path = export_saved_model(ExportOptions(checkpoint=str(root / "ckpt"), albert_config=config,
+                                            export_base=str(root / "export_short"), model="pretrainer",
+                                            spm_model_file=spm_setup["spm_model_file"], max_seq_length=48,
+                                            precision="bfloat16", xla_short_lengths=(4, 8)), log=lambda _: None)
+    assert xla_compiled_functions(path)
+    manifest = json.load(open(os.path.join(path, "assets.extra", "albert_export.json")))
+    assert manifest["xla_short_lengths"] == [4, 8] and manifest["precision"] == "bfloat16"
+    loaded = tf.saved_model.load(path)
+    tf1_session = TF1Session(path)
+    rng = np.random.default_rng(5)
+
+    def cosine(a, b):
+        return float((a * b).sum() / np.linalg.norm(a) / np.linalg.norm(b))
+
+    # One row of at most 8 tokens: the float32 XLA copy, padded to 4 or 8, cut back: Keras float32 exactly.
+    for seq in (3, 8):
+        inputs = random_inputs(rng, config, batch=1, seq=seq)
+        inputs["input_mask"][0, -1] = 0  # a padded row stays padded, whatever the short path adds
+        expected = model.backbone.predict_on_batch(inputs)
+        got = run_signature(loaded, "encode", **inputs)
+        assert got["sequence_output"].shape == (1, seq, config.hidden_size)
+        np.testing.assert_allclose(got["sequence_output"], expected["sequence_output"], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(got["pooled_output"], expected["pooled_output"], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(tf1_session.run("encode", inputs)["pooled_output"], expected["pooled_output"],
+                               atol=1e-5, rtol=0)  # TF Serving's loader runs the XLA function too
+    sop = run_signature(loaded, "sop", **inputs)["sop_logits"]
+    np.testing.assert_allclose(sop, model.predict_on_batch(dict(
+        inputs, masked_lm_positions=np.zeros((1, 1), "int32")))["sop_logits"], atol=1e-5, rtol=0)
+    # Longer rows and batches run the bfloat16 graph: close to float32, not equal.
+    for batch, seq in ((1, 9), (2, 5)):
+        inputs = random_inputs(rng, config, batch=batch, seq=seq)
+        expected = model.backbone.predict_on_batch(inputs)["pooled_output"]
+        got = run_signature(loaded, "encode", **inputs)["pooled_output"]
+        assert np.abs(got - expected).max() > 1e-6 and cosine(got, expected) > 0.999, (batch, seq)
+    # Raw text of one short row takes the short path; the warmup holds such a request.
+    tokenizer = spm_setup["tokenizer"]
+    text = np.array(["a b"], object)
+    reference = model.backbone.predict_on_batch(keras_text_inputs(tokenizer, ["a b"], [None], 48))["pooled_output"]
+    got = run_signature(loaded, "serving_default", text=text, text_b=np.array([""], object))["pooled_output"]
+    np.testing.assert_allclose(got, reference, atol=1e-5, rtol=0)
+    logs = warmup.read_warmup_file(os.path.join(path, "assets.extra", warmup.WARMUP_FILE))
+    batch_one = {tf.make_ndarray(log.predict_log.request.inputs["input_word_ids"]).shape for log in logs
+                 if log.predict_log.request.model_spec.signature_name == "encode"}
+    assert batch_one == {(1, 4), (1, 8), (4, 48)}  # the warmup compiles both short lengths
+    common = dict(checkpoint=str(root / "ckpt"), albert_config=config, export_base=str(root / "export_short"),
+                  model="pretrainer", spm_model_file=spm_setup["spm_model_file"], max_seq_length=48)
+    for bad, message in (({"xla": True, "xla_short_lengths": (8,)}, "--xla compiles every input shape"),
+                         ({"xla_short_lengths": (8, 4)}, r"--xla_short_lengths=8,4: expected increasing"),
+                         ({"xla_short_lengths": (0, 8)}, r"in \[1, --max_seq_length=48\]"),
+                         ({"xla_short_lengths": (64,)}, r"in \[1, --max_seq_length=48\]")):
+        with pytest.raises(ExportError, match=message):
+            export_saved_model(ExportOptions(**dict(common, **bad)), log=lambda _: None)
+
+
 def test_publish_is_atomic_under_concurrent_scans(spm_setup):
     """A scanner polling like TF Serving never sees a version without all its files."""
     root, config = spm_setup["root"], spm_setup["config"]
@@ -357,7 +423,7 @@ def test_cli_exports_next_version_and_reports_errors(spm_setup, spm_model_file, 
     spm_setup["config"].to_json_file(str(ckpt / "albert_config.json"))  # found beside the checkpoint
     command = [sys.executable, "-m", "albert_tf.export_savedmodel", f"--checkpoint={ckpt}",
                f"--spm_model_file={spm_model_file}", f"--export_base={tmp_path}", "--model_name=cli",
-               "--model=pretrainer", "--bucket_lengths=16,32", "--nowarmup"]
+               "--model=pretrainer", "--bucket_lengths=16,32", "--xla_short_lengths=16", "--nowarmup"]
     (tmp_path / "cli" / "4").mkdir(parents=True)
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -368,6 +434,8 @@ def test_cli_exports_next_version_and_reports_errors(spm_setup, spm_model_file, 
     mask = run_signature(loaded, "serving_default", text=np.array(["a b"], object),
                          text_b=np.array([""], object))["input_mask"]
     assert mask.shape[1] == 16  # padded up to the first bucket
+    manifest = json.load(open(tmp_path / "cli" / "5" / "assets.extra" / "albert_export.json"))
+    assert manifest["xla_short_lengths"] == [16] and xla_compiled_functions(str(tmp_path / "cli" / "5"))
     # TF Serving's loading path through its CLI twin (with the tf-text ops registered, as
     # tensorflow_model_server links them).
     cli = subprocess.run([sys.executable, "-c", "import sys, tensorflow_text\n"
@@ -383,6 +451,8 @@ def test_cli_exports_next_version_and_reports_errors(spm_setup, spm_model_file, 
                                         f"--albert_config_file={ckpt / 'albert_config.json'}"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "albert-export: --checkpoint" in bad.stderr and "Traceback" not in bad.stderr
+    bad = subprocess.run(command[:-2] + ["--xla_short_lengths=8,x"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "--xla_short_lengths: expected integers, got ['8', 'x']" in bad.stderr
 
 
 def test_restore_from_a_training_checkpoint_whose_keys_go_through_the_optimizer(grouped_config, tmp_path):

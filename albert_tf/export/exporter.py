@@ -61,6 +61,7 @@ class ExportOptions:
     max_seq_length: int = None
     bucket_lengths: tuple = ()
     xla: bool = False
+    xla_short_lengths: tuple = ()
     precision: str = "float32"
     warmup: bool = True
 
@@ -139,6 +140,12 @@ def export_saved_model(options, log=print):
     if not 3 <= max_seq_length <= config.max_position_embeddings:
         raise ExportError(f"--max_seq_length={max_seq_length}: must be in [3, max_position_embeddings="
                           f"{config.max_position_embeddings}]")
+    short_lengths = tuple(options.xla_short_lengths)
+    if short_lengths != tuple(sorted(set(short_lengths))) or not all(1 <= n <= max_seq_length for n in short_lengths):
+        raise ExportError(f"--xla_short_lengths={','.join(map(str, short_lengths))}: expected increasing lengths "
+                          f"in [1, --max_seq_length={max_seq_length}]")
+    if options.xla and short_lengths:
+        raise ExportError("--xla compiles every input shape with XLA already; leave --xla_short_lengths empty with it")
     tokenizer, asset = build_tokenizer_layer(options.spm_model_file, options.vocab_file, options.do_lower_case)
     if tokenizer.vocab_size > config.vocab_size:
         raise ExportError(f"the tokenizer has {tokenizer.vocab_size} tokens but --albert_config_file has vocab_size="
@@ -155,7 +162,7 @@ def export_saved_model(options, log=print):
     packer = AlbertPacker(max_seq_length, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id,
                           pad_to_sequence_length=False, bucket_lengths=options.bucket_lengths)
     module = AlbertServingModule(model, options.model, tokenizer, packer, jit_compile=options.xla,
-                                 tokenizer_asset=asset)
+                                 xla_short_lengths=short_lengths, tokenizer_asset=asset)
     signatures = module.signatures()
     staging = layout.make_staging_dir(model_dir)
     try:
@@ -167,7 +174,8 @@ def export_saved_model(options, log=print):
         config.to_json_file(os.path.join(extra, "albert_config.json"))
         records = 0
         if options.warmup:
-            requests = warmup.warmup_inputs(list(signatures), tokenizer.vocab_size, max_seq_length)
+            requests = warmup.warmup_inputs(list(signatures), tokenizer.vocab_size, max_seq_length,
+                                            short_lengths=short_lengths)
             records = warmup.write_warmup_file(os.path.join(extra, warmup.WARMUP_FILE), options.model_name, requests)
         manifest = {
             "model": options.model,
@@ -180,6 +188,7 @@ def export_saved_model(options, log=print):
             "num_labels": module.num_labels,
             "precision": options.precision,
             "xla": options.xla,
+            "xla_short_lengths": list(short_lengths),
             "keras": keras.__version__,
             "tensorflow": tf.__version__,
         }

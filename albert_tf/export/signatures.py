@@ -23,12 +23,17 @@ tokens back to context characters and windowing long contexts is the client's jo
 `albert_tf.finetune.squad` does it). serve_examples also returns `predictions` (the
 label id, as the original Estimator export named it) for a classifier.
 `mlm` returns `mlm_logits` float32 [B, P, V]; `sop` returns `sop_logits` float32 [B, 2].
+
+With `xla_short_lengths` (albert-export --xla_short_lengths) every signature but `mlm`
+sends a batch of one short row through an XLA-compiled float32 copy of the model (see
+`AlbertServingModule`); callers see the same names, shapes and values.
 """
 
 import types
 
 import tensorflow as tf
 
+from albert_tf.layers.dense import float32_matmuls
 from albert_tf.models.backbone import INPUT_NAMES
 
 SIGNATURES_BY_KIND = {
@@ -43,6 +48,9 @@ CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 # Original run_classifier feature names → our input names.
 EXAMPLE_FEATURES = {"input_ids": "input_word_ids", "input_mask": "input_mask", "segment_ids": "input_type_ids"}
+# Model outputs with a token axis (axis 1): cut back to the request's length after the
+# XLA short-input path ran them padded.
+TOKEN_AXIS_OUTPUTS = ("sequence_output", "start_logits", "end_logits")
 
 
 def _ids_spec(name):
@@ -64,21 +72,28 @@ class AlbertServingModule(tf.Module):
       kind: "backbone", "pretrainer", "classifier" or "squad".
       tokenizer: a SentencePieceTokenizerLayer or WordPieceTokenizerLayer.
       packer: an AlbertPacker with pad_to_sequence_length=False.
-      jit_compile: compile the model part (not the tokenizer) with XLA.
+      jit_compile: compile the model part (not the tokenizer) with XLA, for every shape.
+      xla_short_lengths: sorted lengths (may be empty). A batch of one row of at most
+        the largest of them runs an XLA-compiled float32 copy of the model, padded to
+        the first length that fits (so it is compiled once per length), and its
+        outputs are cut back; everything else runs the graph. Not with jit_compile
+        (export_saved_model checks both).
       tokenizer_asset: optional path of the tokenizer file, saved under assets/.
     """
 
-    def __init__(self, model, kind, tokenizer, packer, jit_compile=False, tokenizer_asset=None):
+    def __init__(self, model, kind, tokenizer, packer, jit_compile=False, xla_short_lengths=(), tokenizer_asset=None):
         super().__init__(name="albert_serving")
         if kind not in SIGNATURES_BY_KIND:
             raise ValueError(f"unknown export kind {kind!r}")
         self._keras = types.SimpleNamespace(model=model, tokenizer=tokenizer, packer=packer)  # untracked
         self.kind = kind
         self.jit_compile = jit_compile
+        self.xla_short_lengths = tuple(xla_short_lengths)
         if tokenizer_asset:
             self.tokenizer_asset = tf.saved_model.Asset(tokenizer_asset)
         self.num_labels = model.num_labels if kind == "classifier" else None
         self._run_model = tf.function(self._model_outputs, jit_compile=jit_compile, reduce_retracing=True)
+        self._run_short = tf.function(self._float32_model_outputs, jit_compile=True, reduce_retracing=True)
 
     @property
     def model(self):
@@ -126,8 +141,36 @@ class AlbertServingModule(tf.Module):
             return {"sop_logits": self.model.sop_head(encoded["pooled_output"])}
         return {"pooled_output": encoded["pooled_output"], "sequence_output": encoded["sequence_output"]}
 
+    def _float32_model_outputs(self, inputs, head="encoder"):
+        with float32_matmuls():
+            return self._model_outputs(inputs, head=head)
+
+    def _run(self, inputs, head="encoder"):
+        """The model on dense inputs through the graph or, for a single row that fits one
+        of `xla_short_lengths`, through the XLA short-input path (padded to the first
+        length that fits, outputs cut back). Returns what `_model_outputs` returns."""
+        if not self.xla_short_lengths:
+            return self._run_model(inputs, head=head)
+        shape = tf.shape(inputs["input_word_ids"])
+        batch, length = shape[0], shape[1]
+
+        def short(size):
+            def run():
+                padded = {name: tf.reshape(tf.pad(tensor, [[0, 0], [0, size - length]]), [1, size])
+                          for name, tensor in inputs.items()}
+                outputs = self._run_short(padded, head=head)
+                return {name: value[:, :length] if name in TOKEN_AXIS_OUTPUTS else value
+                        for name, value in outputs.items()}
+            return run
+
+        # Branch k < n: the k-th short length is the first that fits; branch n: the graph.
+        sizes = tf.constant(self.xla_short_lengths)
+        branch = tf.where(tf.equal(batch, 1), tf.reduce_sum(tf.cast(sizes < length, tf.int32)), len(sizes))
+        branches = [short(size) for size in self.xla_short_lengths]
+        return tf.switch_case(branch, branches + [lambda: self._run_model(inputs, head=head)])
+
     def _encoder_outputs(self, inputs):
-        outputs = dict(self._run_model(inputs))
+        outputs = dict(self._run(inputs))
         if self.kind != "classifier":
             outputs["input_mask"] = inputs["input_mask"]
         if self.kind == "squad":
@@ -188,7 +231,7 @@ class AlbertServingModule(tf.Module):
     def sop(self, input_word_ids, input_mask, input_type_ids):
         """Sentence-order logits float32 [B, 2] (0 = in order, 1 = swapped)."""
         inputs = {"input_word_ids": input_word_ids, "input_mask": input_mask, "input_type_ids": input_type_ids}
-        return self._run_model(inputs, head="sop")
+        return self._run(inputs, head="sop")
 
     def signatures(self):
         """{signature name: tf.function} for this export kind; tracks what they capture."""

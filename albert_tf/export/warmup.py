@@ -53,14 +53,17 @@ def _serialized_examples(ids):
     return np.array(examples, dtype=object)
 
 
-def warmup_inputs(signature_names, vocab_size, max_seq_length):
+def warmup_inputs(signature_names, vocab_size, max_seq_length, short_lengths=()):
     """[(signature, {input: numpy array})]: requests that exercise each signature.
 
-    Raw-text requests use a batch of 1 and a pair batch of 4; tokenized ones use
-    lengths 16 and min(128, max_seq_length), so both small and common shapes are warm.
+    Raw-text requests use a batch of 1 and a pair batch of 4. Tokenized ones use a
+    batch of 1 at min(16, max_seq_length) tokens, or at each of `short_lengths` (the
+    export's XLA short-input lengths, so that the warmup is what compiles them), and a
+    batch of 4 at min(128, max_seq_length): small and common shapes are warm.
     """
     requests = []
-    lengths = sorted({min(16, max_seq_length), min(128, max_seq_length)})
+    shapes = [(1, length) for length in short_lengths or [min(16, max_seq_length)]]
+    shapes.append((4, min(128, max_seq_length)))
     for name in signature_names:
         if name == "serving_default":
             # text_b is always sent: servers older than SignatureDef defaults need it.
@@ -69,8 +72,8 @@ def warmup_inputs(signature_names, vocab_size, max_seq_length):
             requests.append((name, {"text": np.array(_WARMUP_TEXTS, dtype=object),
                                     "text_b": np.array(_WARMUP_TEXTS[::-1], dtype=object)}))
             continue
-        for i, length in enumerate(lengths):
-            ids = _example_ids(1 + 3 * i, length, vocab_size, seed=i)
+        for i, (batch, length) in enumerate(shapes):
+            ids = _example_ids(batch, length, vocab_size, seed=i)
             if name == "serve_examples":
                 requests.append((name, {"examples": _serialized_examples(ids)}))
             elif name in ("classify", "regress"):

@@ -1,11 +1,17 @@
 """AlbertDense: Keras Dense with an optional bfloat16 matmul (the rest stays float32)."""
 
+import contextlib
+import contextvars
 import types
 
 import keras
 from keras import ops
 
 MATMUL_DTYPES = ("float32", "bfloat16")
+# Set by `float32_matmuls()` while a function is traced: AlbertDense then ignores its
+# `matmul_dtype`, so one export can hold a float32 copy of a bfloat16 model (the XLA
+# short-input path, which runs bfloat16 matmuls slower than float32 ones).
+_FLOAT32_OVERRIDE = contextvars.ContextVar("albert_tf_float32_matmuls", default=False)
 
 
 @keras.saving.register_keras_serializable(package="albert_tf")
@@ -15,8 +21,9 @@ class AlbertDense(keras.layers.Dense):
     `matmul_dtype` (an attribute, not part of the config; see `set_matmul_dtype`) set to
     "bfloat16" makes a float32 layer compute x·W in bfloat16 (both operands rounded,
     product returned as float32) and add the bias and apply the activation in float32.
-    On CPUs with AVX512-BF16 / AMX, oneDNN runs that matmul about 2-3.5× faster than
-    float32, while the LayerNorms, softmax and GELU keep float32, unlike Keras's
+    On CPUs with AVX512-BF16 / AMX, oneDNN runs that matmul about 2× faster than
+    float32 from about a hundred rows on (little faster at a dozen; WORKSPACE_NOTES),
+    while the LayerNorms, softmax and GELU keep float32, unlike Keras's
     mixed_bfloat16 policy, whose bfloat16 elementwise ops are slow on CPU.
     Call with x [..., in]; returns [..., units] in the layer's compute dtype.
     """
@@ -25,7 +32,7 @@ class AlbertDense(keras.layers.Dense):
     _rounded = None  # untracked holder of the bfloat16 copy of the kernel
 
     def call(self, inputs, training=None):
-        if self.matmul_dtype == "float32" or self.compute_dtype != "float32":
+        if self.matmul_dtype == "float32" or self.compute_dtype != "float32" or _FLOAT32_OVERRIDE.get():
             return super().call(inputs, training=training)
         product = ops.matmul(ops.cast(inputs, self.matmul_dtype), self._rounded.kernel)
         outputs = ops.cast(product, "float32")
@@ -57,3 +64,15 @@ def set_matmul_dtype(model, matmul_dtype):
                                     name=f"{layer.name}_kernel_bfloat16")
             object.__setattr__(layer, "_rounded", types.SimpleNamespace(kernel=kernel))
     return len(layers)
+
+
+@contextlib.contextmanager
+def float32_matmuls():
+    """While active, every AlbertDense traced or called multiplies in float32, whatever
+    `set_matmul_dtype` chose for it. Takes and returns nothing; affects tracing only in
+    the thread (context) that enters it."""
+    token = _FLOAT32_OVERRIDE.set(True)
+    try:
+        yield
+    finally:
+        _FLOAT32_OVERRIDE.reset(token)
