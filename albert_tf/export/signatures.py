@@ -153,21 +153,20 @@ class AlbertServingModule(tf.Module):
             return self._run_model(inputs, head=head)
         shape = tf.shape(inputs["input_word_ids"])
         batch, length = shape[0], shape[1]
-
-        def short(size):
-            def run():
-                padded = {name: tf.reshape(tf.pad(tensor, [[0, 0], [0, size - length]]), [1, size])
-                          for name, tensor in inputs.items()}
-                outputs = self._run_short(padded, head=head)
-                return {name: value[:, :length] if name in TOKEN_AXIS_OUTPUTS else value
-                        for name, value in outputs.items()}
-            return run
-
-        # Branch k < n: the k-th short length is the first that fits; branch n: the graph.
+        # One branch whose padding is computed, not a branch per length: a tf.switch_case
+        # over the lengths cost 0.4-0.5 ms more per request at 12 tokens. XLA still
+        # compiles once per length, since those are the only shapes it sees.
         sizes = tf.constant(self.xla_short_lengths)
-        branch = tf.where(tf.equal(batch, 1), tf.reduce_sum(tf.cast(sizes < length, tf.int32)), len(sizes))
-        branches = [short(size) for size in self.xla_short_lengths]
-        return tf.switch_case(branch, branches + [lambda: self._run_model(inputs, head=head)])
+        target = tf.gather(sizes, tf.minimum(tf.reduce_sum(tf.cast(sizes < length, tf.int32)), len(sizes) - 1))
+
+        def short():
+            padded = {name: tf.pad(tensor, [[0, 0], [0, target - length]]) for name, tensor in inputs.items()}
+            outputs = self._run_short(padded, head=head)
+            return {name: value[:, :length] if name in TOKEN_AXIS_OUTPUTS else value
+                    for name, value in outputs.items()}
+
+        is_short = tf.logical_and(tf.equal(batch, 1), length <= self.xla_short_lengths[-1])
+        return tf.cond(is_short, short, lambda: self._run_model(inputs, head=head))
 
     def _encoder_outputs(self, inputs):
         outputs = dict(self._run(inputs))
