@@ -41,7 +41,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from albert_tf.serving.process import model_server_binary  # noqa: E402  (no TensorFlow import)
+from albert_tf.serving.process import ModelServerProcess, model_server_binary  # noqa: E402  (no TensorFlow import)
 
 MODELS = {"albert-base": "base", "bert-base": "bert-base"}
 # Median ms, batch 1, from ../shared/reference/peer-performance.md (round 1), for context.
@@ -149,8 +149,6 @@ def cosine(a, b):
 def start_server(backend, model_dir, name, extra_args=()):
     """albert-serve ("embedded") or tensorflow_model_server ("binary") serving the model
     directory `model_dir` as `name`; a started albert_tf.serving.process.ModelServerProcess."""
-    from albert_tf.serving.process import ModelServerProcess
-
     flags = [f"--model_name={name}", f"--model_base_path={model_dir}", *extra_args]
     if backend == "binary":
         flags.append("--xla_cpu_compilation_enabled=true")  # for the --xla variants' sake; harmless otherwise

@@ -153,9 +153,10 @@ class AlbertServingModule(tf.Module):
             return self._run_model(inputs, head=head)
         shape = tf.shape(inputs["input_word_ids"])
         batch, length = shape[0], shape[1]
-        # One branch whose padding is computed, not a branch per length: a tf.switch_case
-        # over the lengths cost 0.4-0.5 ms more per request at 12 tokens. XLA still
-        # compiles once per length, since those are the only shapes it sees.
+        # One branch whose padding is computed, not a branch per length: at 12 tokens a
+        # tf.switch_case over the lengths cost 0.35-0.4 ms per request over plain --xla,
+        # this cond 0.15-0.3 ms (WORKSPACE_NOTES). XLA still compiles once per length,
+        # since those are the only shapes it sees.
         sizes = tf.constant(self.xla_short_lengths)
         target = tf.gather(sizes, tf.minimum(tf.reduce_sum(tf.cast(sizes < length, tf.int32)), len(sizes) - 1))
 
