@@ -19,7 +19,9 @@ the adds and ReLUs are tiny next to the matmuls). The same chain runs in:
   constant weights once when the session is created).
 
 Beside them, the whole model: ONNX Runtime's ALBERT-base (transformers → ONNX, as in
-peers.py) and our AlbertBackbone with jit_compile, at the same shape. If TensorFlow's
+peers.py) and our AlbertBackbone with jit_compile, at the same shape, twice: reading its
+kernels as variables, and traced under `constant_kernels()` with the kernels as graph
+constants, as an export's XLA functions hold them. If TensorFlow's
 matmuls alone take longer than ONNX Runtime's whole model, no change to our model code
 can reach ONNX Runtime there. All runs interleave (latency.time_interleaved), 2 threads.
 Writes benchmarks/results/matmul_kernels.json and .md.
@@ -106,6 +108,7 @@ def run(args):
 
     from albert_tf.checkpoints import build_model
     from albert_tf.config import AlbertConfig
+    from albert_tf.layers.dense import constant_kernels
     from peers import onnx_session, torch_model
 
     work = tempfile.mkdtemp(prefix="albert-matmuls-")
@@ -116,6 +119,12 @@ def run(args):
     config = AlbertConfig.preset(MODELS["albert-base"])
     backbone = build_model(config, "backbone")
     ours_xla = tf.function(lambda x: backbone(x, training=False), jit_compile=True)
+
+    def constant_kernel_backbone(x):
+        with constant_kernels():
+            return backbone(x, training=False)
+
+    ours_xla_constants = tf.function(constant_kernel_backbone, jit_compile=True)
     model_session = onnx_session(torch_model(config, "albert-base"), os.path.join(work, "albert.onnx"))
     rows = []
     for tokens in args.tokens:
@@ -134,8 +143,12 @@ def run(args):
                 raise SystemExit(f"{name} at {tokens} tokens disagrees with ONNX Runtime (cosine {cosine:.4f})")
             functions[name] = lambda c=chain: c(x_tensor).numpy()
         ours_xla(tensors)
+        np.testing.assert_allclose(ours_xla_constants(tensors)["pooled_output"], ours_xla(tensors)["pooled_output"],
+                                   atol=1e-5, rtol=0)
         functions["whole model: ONNX Runtime"] = lambda: model_session.run(["pooler_output"], feeds)
         functions["whole model: ours xla"] = lambda: ours_xla(tensors)["pooled_output"].numpy()
+        functions["whole model: ours xla, constant kernels"] = \
+            lambda: ours_xla_constants(tensors)["pooled_output"].numpy()
         log(f"1 × {tokens}: timing {len(functions)} runtimes, {args.calls} calls each, interleaved")
         results = {name: summarize(times) for name, times in time_interleaved(functions, args.calls, args.warmup).items()}
         onnx_chain_ms = results["ONNX Runtime float32"]["p50_ms"]

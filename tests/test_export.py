@@ -13,7 +13,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from albert_tf.checkpoints import build_model
 from albert_tf.config import AlbertConfig
-from albert_tf.export import layout, warmup
+from albert_tf.export import layout, signatures, warmup
 from albert_tf.export.exporter import (
     ExportError,
     ExportOptions,
@@ -265,9 +265,13 @@ def test_xla_and_bfloat16_exports(spm_setup):
         pooled = run_signature(loaded, "encode", **inputs)["pooled_output"]
         assert pooled.dtype == np.float32
         kernel_dtypes = {v.dtype for v in loaded.captured_variables if "kernel" in v.name}
+        manifest = json.load(open(os.path.join(path, "assets.extra", "albert_export.json")))
+        assert manifest["xla_constant_kernels"] == xla
         if tolerance:
             np.testing.assert_allclose(pooled, reference, atol=tolerance, rtol=0)
-            assert kernel_dtypes == {tf.float32}
+            assert kernel_dtypes == set()  # under XLA the kernels are constants in the graph
+            tf1 = TF1Session(path).run("encode", inputs)["pooled_output"]  # TF Serving's loader path
+            np.testing.assert_allclose(tf1, reference, atol=tolerance, rtol=0)
         else:
             cosine = (pooled * reference).sum(-1) / np.linalg.norm(pooled, axis=-1) / np.linalg.norm(reference, axis=-1)
             assert cosine.min() > 0.999 and np.abs(pooled - reference).max() > 1e-6  # close, and really bfloat16
@@ -294,6 +298,7 @@ def test_xla_short_input_path_is_float32_and_exact_while_the_rest_runs_bfloat16(
     assert xla_compiled_functions(path)
     manifest = json.load(open(os.path.join(path, "assets.extra", "albert_export.json")))
     assert manifest["xla_short_lengths"] == [4, 8] and manifest["precision"] == "bfloat16"
+    assert manifest["xla_constant_kernels"]  # the XLA copy holds the kernels as constants
     loaded = tf.saved_model.load(path)
     tf1_session = TF1Session(path)
     rng = np.random.default_rng(5)
@@ -339,6 +344,24 @@ def test_xla_short_input_path_is_float32_and_exact_while_the_rest_runs_bfloat16(
                          ({"xla_short_lengths": (64,)}, r"in \[1, --max_seq_length=48\]")):
         with pytest.raises(ExportError, match=message):
             export_saved_model(ExportOptions(**dict(common, **bad)), log=lambda _: None)
+
+
+@pytest.mark.slow
+def test_kernels_over_the_constant_limit_stay_variables_in_the_xla_functions(spm_setup, monkeypatch):
+    root, config, model = spm_setup["root"], spm_setup["config"], spm_setup["model"]
+    monkeypatch.setattr(signatures, "CONSTANT_KERNELS_MAX_BYTES", 1024)
+    logged = []
+    path = export_saved_model(ExportOptions(checkpoint=str(root / "ckpt"), albert_config=config,
+                                            export_base=str(root / "export_limit"), model="backbone",
+                                            spm_model_file=spm_setup["spm_model_file"], xla_short_lengths=(8,),
+                                            warmup=False), log=logged.append)
+    assert any("over 0 MiB: the XLA functions read them as variables" in line for line in logged), logged
+    assert not json.load(open(os.path.join(path, "assets.extra", "albert_export.json")))["xla_constant_kernels"]
+    loaded = tf.saved_model.load(path)
+    assert {v.dtype for v in loaded.captured_variables if "kernel" in v.name} == {tf.float32}
+    inputs = random_inputs(np.random.default_rng(9), config, batch=1, seq=6)
+    np.testing.assert_allclose(run_signature(loaded, "encode", **inputs)["pooled_output"],
+                               model.backbone.predict_on_batch(inputs)["pooled_output"], atol=1e-5, rtol=0)
 
 
 def test_publish_is_atomic_under_concurrent_scans(spm_setup):

@@ -3,8 +3,10 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from albert_tf.config import AlbertConfig
+from albert_tf.layers.dense import AlbertDense, constant_kernels, set_matmul_dtype
 from albert_tf.models import AlbertBackbone, AlbertPretrainer
 from tests.conftest import random_inputs
 
@@ -166,3 +168,34 @@ def test_tf_checkpoint_round_trip_covers_every_variable(grouped_config, tmp_path
     tf.train.Checkpoint(model=target).read(path).assert_existing_objects_matched()
     for a, b in zip(source.weights, target.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+@pytest.mark.parametrize("matmul_dtype", ["float32", "bfloat16"])
+def test_constant_kernels_freeze_the_kernel_at_trace_time_and_keep_the_bias_a_variable(matmul_dtype):
+    layer = AlbertDense(5, activation="tanh")
+    layer.build((None, 4))
+    set_matmul_dtype(layer, matmul_dtype)
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype("float32")
+    kernel = layer.kernel.numpy()
+    expected = layer(x).numpy()
+
+    def traced(x):
+        with constant_kernels():
+            return layer(x)
+
+    function = tf.function(traced)
+    np.testing.assert_allclose(function(x).numpy(), expected, atol=1e-6, rtol=0)
+    concrete = function.get_concrete_function(x)
+    reads = [node for node in concrete.graph.as_graph_def().node if node.op == "ReadVariableOp"]
+    assert len(concrete.captured_inputs) == 1 and len(reads) == 1  # the bias only
+    # The variable the layer multiplies by: its kernel, or the bfloat16 copy of it.
+    multiplied = layer.kernel if matmul_dtype == "float32" else layer._rounded.kernel
+    multiplied.assign(np.zeros(kernel.shape, multiplied.dtype))
+    layer.bias.assign(np.full((5,), 0.5, "float32"))
+    product = x @ kernel
+    if matmul_dtype == "bfloat16":  # operands and product rounded to bfloat16
+        bf16 = tf.bfloat16.as_numpy_dtype
+        product = (x.astype(bf16).astype("float32") @ kernel.astype(bf16).astype("float32")).astype(bf16)
+    # The old kernel (a constant) with the new bias (still read from the variable).
+    np.testing.assert_allclose(function(x).numpy(), np.tanh(product.astype("float32") + 0.5), atol=1e-6, rtol=0)
+    assert not np.allclose(layer(x).numpy(), function(x).numpy())  # untraced calls see the new kernel

@@ -18,7 +18,8 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from albert_tf.checkpoints import CheckpointError, restore_model
 from albert_tf.export import layout, warmup
-from albert_tf.export.signatures import SIGNATURES_BY_KIND, AlbertServingModule
+from albert_tf.export import signatures as signature_module
+from albert_tf.export.signatures import SIGNATURES_BY_KIND, AlbertServingModule, dense_kernel_bytes
 from albert_tf.layers.dense import set_matmul_dtype
 from albert_tf.text.layers import AlbertPacker, SentencePieceTokenizerLayer, WordPieceTokenizerLayer
 from albert_tf.text.tokenizer import TokenizerError
@@ -163,6 +164,9 @@ def export_saved_model(options, log=print):
                           pad_to_sequence_length=False, bucket_lengths=options.bucket_lengths)
     module = AlbertServingModule(model, options.model, tokenizer, packer, jit_compile=options.xla,
                                  xla_short_lengths=short_lengths, tokenizer_asset=asset)
+    if (options.xla or short_lengths) and not module.constant_kernels:
+        log(f"dense kernels take {dense_kernel_bytes(model) / 2**20:.0f} MiB, over "
+            f"{signature_module.CONSTANT_KERNELS_MAX_BYTES / 2**20:.0f} MiB: the XLA functions read them as variables")
     signatures = module.signatures()
     staging = layout.make_staging_dir(model_dir)
     try:
@@ -189,6 +193,7 @@ def export_saved_model(options, log=print):
             "precision": options.precision,
             "xla": options.xla,
             "xla_short_lengths": list(short_lengths),
+            "xla_constant_kernels": module.constant_kernels,
             "keras": keras.__version__,
             "tensorflow": tf.__version__,
         }

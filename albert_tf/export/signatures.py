@@ -26,14 +26,18 @@ label id, as the original Estimator export named it) for a classifier.
 
 With `xla_short_lengths` (albert-export --xla_short_lengths) every signature but `mlm`
 sends a batch of one short row through an XLA-compiled float32 copy of the model (see
-`AlbertServingModule`); callers see the same names, shapes and values.
+`AlbertServingModule`); callers see the same names, shapes and values. The XLA-compiled
+functions (that copy, and the model under --xla) hold the dense kernels as graph
+constants, up to CONSTANT_KERNELS_MAX_BYTES.
 """
 
+import contextlib
+import math
 import types
 
 import tensorflow as tf
 
-from albert_tf.layers.dense import float32_matmuls
+from albert_tf.layers.dense import AlbertDense, constant_kernels, float32_matmuls
 from albert_tf.models.backbone import INPUT_NAMES
 
 SIGNATURES_BY_KIND = {
@@ -51,6 +55,18 @@ EXAMPLE_FEATURES = {"input_ids": "input_word_ids", "input_mask": "input_mask", "
 # Model outputs with a token axis (axis 1): cut back to the request's length after the
 # XLA short-input path ran them padded.
 TOKEN_AXIS_OUTPUTS = ("sequence_output", "start_logits", "end_logits")
+# XLA-compiled functions hold the dense kernels as graph constants (faster: see
+# `constant_kernels`) when the float32 kernels take at most this much. Each such trace
+# holds its own copy in saved_model.pb (up to 3 for a pretrainer under --xla), and a
+# GraphDef must stay under 2 GB: ALBERT-base's take 30 MiB, xlarge's 210 MiB, and
+# xxlarge (836 MiB) keeps reading variables.
+CONSTANT_KERNELS_MAX_BYTES = 256 * 2**20
+
+
+def dense_kernel_bytes(model):
+    """Bytes of all AlbertDense kernels in `model` at float32 (an int)."""
+    return sum(4 * math.prod(layer.kernel.shape) for layer in model._flatten_layers(include_self=True, recursive=True)
+               if isinstance(layer, AlbertDense) and layer.built)
 
 
 def _ids_spec(name):
@@ -79,6 +95,9 @@ class AlbertServingModule(tf.Module):
         outputs are cut back; everything else runs the graph. Not with jit_compile
         (export_saved_model checks both).
       tokenizer_asset: optional path of the tokenizer file, saved under assets/.
+
+    `constant_kernels` (an attribute) says whether the XLA-compiled functions hold the
+    dense kernels as graph constants (see CONSTANT_KERNELS_MAX_BYTES).
     """
 
     def __init__(self, model, kind, tokenizer, packer, jit_compile=False, xla_short_lengths=(), tokenizer_asset=None):
@@ -92,7 +111,10 @@ class AlbertServingModule(tf.Module):
         if tokenizer_asset:
             self.tokenizer_asset = tf.saved_model.Asset(tokenizer_asset)
         self.num_labels = model.num_labels if kind == "classifier" else None
-        self._run_model = tf.function(self._model_outputs, jit_compile=jit_compile, reduce_retracing=True)
+        self.constant_kernels = bool(jit_compile or xla_short_lengths) and \
+            dense_kernel_bytes(model) <= CONSTANT_KERNELS_MAX_BYTES
+        self._run_model = tf.function(self._compiled_model_outputs if jit_compile else self._model_outputs,
+                                      jit_compile=jit_compile, reduce_retracing=True)
         self._run_short = tf.function(self._float32_model_outputs, jit_compile=True, reduce_retracing=True)
 
     @property
@@ -103,8 +125,12 @@ class AlbertServingModule(tf.Module):
         """Tracks the tf.Variables and tokenizer resources that the functions capture."""
         seen, variables = set(), []
         for function in concrete_functions:
+            # `function.variables` also lists variables only read eagerly while tracing
+            # (the kernels that `constant_kernels` turned into constants); keep those
+            # the graph takes as inputs.
+            handles = {id(tensor) for tensor in function.captured_inputs}
             for variable in function.variables:
-                if id(variable) not in seen:
+                if id(variable.handle) in handles and id(variable) not in seen:
                     seen.add(id(variable))
                     variables.append(variable)
         self.captured_variables = variables
@@ -141,8 +167,22 @@ class AlbertServingModule(tf.Module):
             return {"sop_logits": self.model.sop_head(encoded["pooled_output"])}
         return {"pooled_output": encoded["pooled_output"], "sequence_output": encoded["sequence_output"]}
 
+    def _xla_tracing(self, float32):
+        """The contexts an XLA-compiled function is traced in: float32 matmuls if asked,
+        constant kernels if `constant_kernels`."""
+        stack = contextlib.ExitStack()
+        if float32:
+            stack.enter_context(float32_matmuls())
+        if self.constant_kernels:
+            stack.enter_context(constant_kernels())
+        return stack
+
+    def _compiled_model_outputs(self, inputs, masked_lm_positions=None, head="encoder"):
+        with self._xla_tracing(float32=False):
+            return self._model_outputs(inputs, masked_lm_positions, head=head)
+
     def _float32_model_outputs(self, inputs, head="encoder"):
-        with float32_matmuls():
+        with self._xla_tracing(float32=True):
             return self._model_outputs(inputs, head=head)
 
     def _run(self, inputs, head="encoder"):
