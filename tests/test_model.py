@@ -188,6 +188,15 @@ def test_constant_kernels_freeze_the_kernel_at_trace_time_and_keep_the_bias_a_va
     concrete = function.get_concrete_function(x)
     reads = [node for node in concrete.graph.as_graph_def().node if node.op == "ReadVariableOp"]
     assert len(concrete.captured_inputs) == 1 and len(reads) == 1  # the bias only
+
+    def traced_three_calls(x):  # as ALBERT calls its shared layers L times in one graph
+        with constant_kernels():
+            return layer(x) + layer(x) + layer(x)
+
+    graph = tf.function(traced_three_calls).get_concrete_function(x).graph.as_graph_def()
+    kernels = [node for node in graph.node if node.op == "Const"
+               and [d.size for d in node.attr["value"].tensor.tensor_shape.dim] == [4, 5]]
+    assert len(kernels) == 1  # one copy of the kernel per graph, not one per call
     # The variable the layer multiplies by: its kernel, or the bfloat16 copy of it.
     multiplied = layer.kernel if matmul_dtype == "float32" else layer._rounded.kernel
     multiplied.assign(np.zeros(kernel.shape, multiplied.dtype))

@@ -15,18 +15,23 @@ MATMUL_DTYPES = ("float32", "bfloat16")
 _FLOAT32_OVERRIDE = contextvars.ContextVar("albert_tf_float32_matmuls", default=False)
 # Set by `constant_kernels()` while a function is traced: AlbertDense then multiplies by a
 # graph constant holding its kernel's value instead of reading the variable (the
-# export's XLA functions).
-_CONSTANT_KERNELS = contextvars.ContextVar("albert_tf_constant_kernels", default=False)
+# export's XLA functions). The value is that context's cache of constants made so far.
+_CONSTANT_KERNELS = contextvars.ContextVar("albert_tf_constant_kernels", default=None)
 
 
-def _graph_constant(variable, dtype="float32"):
+def _graph_constant(variable, dtype, cache):
     """A graph constant holding `variable`'s current value cast to `dtype` (numpy
     rounding for bfloat16: to nearest, ties to even, as tf.cast). Call while tracing a
     tf.function; the value is read eagerly, so later changes to the variable do not
-    reach it. Returns a tf.Tensor of the variable's shape."""
-    with tf.init_scope():
-        value = ops.convert_to_numpy(variable).astype(tf.as_dtype(dtype).as_numpy_dtype)
-    return tf.constant(value)
+    reach it. One constant per variable and graph: ALBERT calls its shared layer's
+    Dense layers L times in one graph, and a constant each time would hold L copies
+    of the kernels. Returns a tf.Tensor of the variable's shape."""
+    key = (id(variable), dtype, id(tf.compat.v1.get_default_graph()))
+    if key not in cache:
+        with tf.init_scope():
+            value = ops.convert_to_numpy(variable).astype(tf.as_dtype(dtype).as_numpy_dtype)
+        cache[key] = tf.constant(value)
+    return cache[key]
 
 
 @keras.saving.register_keras_serializable(package="albert_tf")
@@ -48,13 +53,14 @@ class AlbertDense(keras.layers.Dense):
 
     def call(self, inputs, training=None):
         float32 = self.matmul_dtype == "float32" or _FLOAT32_OVERRIDE.get()
-        if self.compute_dtype != "float32" or (float32 and not _CONSTANT_KERNELS.get()):
+        constants = _CONSTANT_KERNELS.get()
+        if self.compute_dtype != "float32" or (float32 and constants is None):
             return super().call(inputs, training=training)
         if float32:
-            product = ops.matmul(inputs, _graph_constant(self.kernel))
+            product = ops.matmul(inputs, _graph_constant(self.kernel, "float32", constants))
         else:
             kernel = self._rounded.kernel
-            kernel = _graph_constant(kernel, "bfloat16") if _CONSTANT_KERNELS.get() else kernel
+            kernel = kernel if constants is None else _graph_constant(kernel, "bfloat16", constants)
             product = ops.matmul(ops.cast(inputs, self.matmul_dtype), kernel)
         outputs = ops.cast(product, "float32")
         if self.use_bias:
@@ -104,11 +110,12 @@ def constant_kernels():
     """While active, every AlbertDense traced multiplies by a graph constant holding its
     kernel's value at trace time (the bias stays a variable read) instead of reading the
     kernel variable. XLA compiles a dot with a constant operand faster: ALBERT-base at
-    1 × 12 took 0.90-0.96× the time with variables (WORKSPACE_NOTES, "Short single
+    1 × 12 under XLA took 0.93-0.96× the time it takes with variables
+    (`benchmarks/matmul_kernels.py --tokens=12`; WORKSPACE_NOTES, "Short single
     inputs"). Use it only for functions traced once the weights are final, such as an
     export's XLA functions; each trace holds its own copy of the kernels. Takes and
     returns nothing; affects tracing only in the thread (context) that enters it."""
-    token = _CONSTANT_KERNELS.set(True)
+    token = _CONSTANT_KERNELS.set({})
     try:
         yield
     finally:
