@@ -57,9 +57,9 @@ EXAMPLE_FEATURES = {"input_ids": "input_word_ids", "input_mask": "input_mask", "
 TOKEN_AXIS_OUTPUTS = ("sequence_output", "start_logits", "end_logits")
 # XLA-compiled functions hold the dense kernels as graph constants (faster: see
 # `constant_kernels`) when the float32 kernels take at most this much. Each such trace
-# holds its own copy in saved_model.pb (up to 3 for a pretrainer under --xla), and a
-# GraphDef must stay under 2 GB: ALBERT-base's take 30 MiB, xlarge's 210 MiB, and
-# xxlarge (836 MiB) keeps reading variables.
+# holds its own copy in saved_model.pb (an ALBERT-base backbone export's is 62 MB), and
+# a GraphDef must stay under 2 GB: ALBERT-base's kernels take 30 MiB, xlarge's 210 MiB,
+# and xxlarge (836 MiB) keeps reading variables.
 CONSTANT_KERNELS_MAX_BYTES = 256 * 2**20
 
 

@@ -110,7 +110,7 @@ def constant_kernels():
     """While active, every AlbertDense traced multiplies by a graph constant holding its
     kernel's value at trace time (the bias stays a variable read) instead of reading the
     kernel variable. XLA compiles a dot with a constant operand faster: ALBERT-base at
-    1 × 12 under XLA took 0.93-0.96× the time it takes with variables
+    1 × 12 under XLA took 0.93-0.97× the time it takes with variables
     (`benchmarks/matmul_kernels.py --tokens=12`; WORKSPACE_NOTES, "Short single
     inputs"). Use it only for functions traced once the weights are final, such as an
     export's XLA functions; each trace holds its own copy of the kernels. Takes and
