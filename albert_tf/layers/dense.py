@@ -107,9 +107,9 @@ def float32_matmuls():
 
 @contextlib.contextmanager
 def constant_kernels():
-    """While active, every AlbertDense traced multiplies by a graph constant holding its
-    kernel's value at trace time (the bias stays a variable read) instead of reading the
-    kernel variable. XLA compiles a dot with a constant operand faster: ALBERT-base at
+    """While active, every AlbertDense traced with a float32 compute dtype multiplies by a
+    graph constant holding its kernel's value at trace time (the bias stays a variable
+    read) instead of reading the kernel variable. XLA compiles a dot with a constant operand faster: ALBERT-base at
     1 × 12 under XLA took 0.93-0.97× the time it takes with variables
     (`benchmarks/matmul_kernels.py --tokens=12`; WORKSPACE_NOTES, "Short single
     inputs"). Use it only for functions traced once the weights are final, such as an
