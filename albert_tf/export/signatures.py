@@ -37,7 +37,7 @@ import types
 
 import tensorflow as tf
 
-from albert_tf.layers.dense import AlbertDense, constant_kernels, float32_matmuls
+from albert_tf.layers.dense import constant_kernels, dense_layers, float32_matmuls
 from albert_tf.models.backbone import INPUT_NAMES
 
 SIGNATURES_BY_KIND = {
@@ -62,11 +62,6 @@ TOKEN_AXIS_OUTPUTS = ("sequence_output", "start_logits", "end_logits")
 # and xxlarge (836 MiB) keeps reading variables.
 CONSTANT_KERNELS_MAX_BYTES = 256 * 2**20
 
-
-def dense_kernel_bytes(model):
-    """Bytes of all AlbertDense kernels in `model` at float32 (an int)."""
-    return sum(4 * math.prod(layer.kernel.shape) for layer in model._flatten_layers(include_self=True, recursive=True)
-               if isinstance(layer, AlbertDense) and layer.built)
 
 
 def _ids_spec(name):
@@ -96,8 +91,9 @@ class AlbertServingModule(tf.Module):
         (export_saved_model checks both).
       tokenizer_asset: optional path of the tokenizer file, saved under assets/.
 
-    `constant_kernels` (an attribute) says whether the XLA-compiled functions hold the
-    dense kernels as graph constants (see CONSTANT_KERNELS_MAX_BYTES).
+    Attributes: `kernel_bytes`, the size of the dense kernels at float32 (an int), and
+    `constant_kernels`, whether the XLA-compiled functions hold them as graph constants
+    (see CONSTANT_KERNELS_MAX_BYTES).
     """
 
     def __init__(self, model, kind, tokenizer, packer, jit_compile=False, xla_short_lengths=(), tokenizer_asset=None):
@@ -111,8 +107,9 @@ class AlbertServingModule(tf.Module):
         if tokenizer_asset:
             self.tokenizer_asset = tf.saved_model.Asset(tokenizer_asset)
         self.num_labels = model.num_labels if kind == "classifier" else None
-        self.constant_kernels = bool(jit_compile or xla_short_lengths) and \
-            dense_kernel_bytes(model) <= CONSTANT_KERNELS_MAX_BYTES
+        self.kernel_bytes = sum(4 * math.prod(layer.kernel.shape) for layer in dense_layers(model))
+        compiled = bool(jit_compile or xla_short_lengths)
+        self.constant_kernels = compiled and self.kernel_bytes <= CONSTANT_KERNELS_MAX_BYTES
         self._run_model = tf.function(self._compiled_model_outputs if jit_compile else self._model_outputs,
                                       jit_compile=jit_compile, reduce_retracing=True)
         self._run_short = tf.function(self._float32_model_outputs, jit_compile=True, reduce_retracing=True)

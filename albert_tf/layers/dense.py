@@ -19,17 +19,16 @@ _FLOAT32_OVERRIDE = contextvars.ContextVar("albert_tf_float32_matmuls", default=
 _CONSTANT_KERNELS = contextvars.ContextVar("albert_tf_constant_kernels", default=None)
 
 
-def _graph_constant(variable, dtype, cache):
-    """A graph constant holding `variable`'s current value cast to `dtype` (numpy
-    rounding for bfloat16: to nearest, ties to even, as tf.cast). Call while tracing a
-    tf.function; the value is read eagerly, so later changes to the variable do not
-    reach it. One constant per variable and graph: ALBERT calls its shared layer's
-    Dense layers L times in one graph, and a constant each time would hold L copies
-    of the kernels. Returns a tf.Tensor of the variable's shape."""
-    key = (id(variable), dtype, id(tf.compat.v1.get_default_graph()))
+def _graph_constant(variable, cache):
+    """A graph constant holding `variable`'s current value, in its dtype. Call while
+    tracing a tf.function; the value is read eagerly, so later changes to the variable
+    do not reach it. One constant per variable and graph: ALBERT calls its shared
+    layer's Dense layers L times in one graph, and a constant each time would hold L
+    copies of the kernels. Returns a tf.Tensor of the variable's shape."""
+    key = (id(variable), id(tf.compat.v1.get_default_graph()))
     if key not in cache:
         with tf.init_scope():
-            value = ops.convert_to_numpy(variable).astype(tf.as_dtype(dtype).as_numpy_dtype)
+            value = ops.convert_to_numpy(variable)
         cache[key] = tf.constant(value)
     return cache[key]
 
@@ -56,16 +55,20 @@ class AlbertDense(keras.layers.Dense):
         constants = _CONSTANT_KERNELS.get()
         if self.compute_dtype != "float32" or (float32 and constants is None):
             return super().call(inputs, training=training)
-        if float32:
-            product = ops.matmul(inputs, _graph_constant(self.kernel, "float32", constants))
-        else:
-            kernel = self._rounded.kernel
-            kernel = kernel if constants is None else _graph_constant(kernel, "bfloat16", constants)
-            product = ops.matmul(ops.cast(inputs, self.matmul_dtype), kernel)
+        kernel = self.kernel if float32 else self._rounded.kernel
+        if constants is not None:
+            kernel = _graph_constant(kernel, constants)
+        product = ops.matmul(inputs if float32 else ops.cast(inputs, self.matmul_dtype), kernel)
         outputs = ops.cast(product, "float32")
         if self.use_bias:
             outputs = outputs + self.bias
         return self.activation(outputs) if self.activation is not None else outputs
+
+
+def dense_layers(model):
+    """Every built AlbertDense inside `model` (a Keras layer or model), as a list."""
+    return [layer for layer in model._flatten_layers(include_self=True, recursive=True)
+            if isinstance(layer, AlbertDense) and layer.built]
 
 
 def set_matmul_dtype(model, matmul_dtype):
@@ -82,8 +85,7 @@ def set_matmul_dtype(model, matmul_dtype):
     """
     if matmul_dtype not in MATMUL_DTYPES:
         raise ValueError(f"matmul dtype {matmul_dtype!r}: expected one of {MATMUL_DTYPES}")
-    layers = [layer for layer in model._flatten_layers(include_self=True, recursive=True)
-              if isinstance(layer, AlbertDense) and layer.built]
+    layers = dense_layers(model)
     for layer in layers:
         layer.matmul_dtype = matmul_dtype
         if matmul_dtype == "bfloat16":
@@ -109,10 +111,10 @@ def float32_matmuls():
 def constant_kernels():
     """While active, every AlbertDense traced with a float32 compute dtype multiplies by a
     graph constant holding its kernel's value at trace time (the bias stays a variable
-    read) instead of reading the kernel variable. XLA compiles a dot with a constant operand faster: ALBERT-base at
-    1 × 12 under XLA took 0.93-0.97× the time it takes with variables
-    (`benchmarks/matmul_kernels.py --tokens=12`; WORKSPACE_NOTES, "Short single
-    inputs"). Use it only for functions traced once the weights are final, such as an
+    read) instead of reading the kernel variable. XLA compiles a dot with a constant
+    operand faster: ALBERT-base at 1 × 12 under XLA took 0.93-0.97× the time it takes
+    with variables (`benchmarks/matmul_kernels.py --tokens=12`; WORKSPACE_NOTES, "Short
+    single inputs"). Use it only for functions traced once the weights are final, such as an
     export's XLA functions; each trace holds its own copy of the kernels. Takes and
     returns nothing; affects tracing only in the thread (context) that enters it."""
     token = _CONSTANT_KERNELS.set({})
