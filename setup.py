@@ -40,7 +40,7 @@ setup(
         "numpy>=1.26,<3",
     ],
     extras_require={
-        "test": ["pytest==9.2.0"],
+        "test": ["pytest==9.2.0", "pytest-xdist==3.8.0"],
         # Plots and memory readings for benchmarks/.
         "bench": ["matplotlib==3.11.2", "psutil==7.2.2"],
         # Other runtimes timed beside ours by benchmarks/peers.py (for the CPU-only torch wheel add
