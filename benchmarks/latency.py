@@ -106,6 +106,7 @@ def inputs_for(batch, length, vocab, seed=0):
 # Export variants timed beside float32 (--variants): ExportOptions overrides.
 VARIANTS = {"float32": {}, "xla": {"xla": True}, "bfloat16": {"precision": "bfloat16"},
             "bfloat16+xla": {"precision": "bfloat16", "xla": True},
+            "xla_short": {"xla_short_lengths": (8, 12, 16)},
             "bfloat16+xla_short": {"precision": "bfloat16", "xla_short_lengths": (8, 12, 16)}}
 
 

@@ -13,7 +13,8 @@ that runs on our pinned Keras 3.12, so it shares our TensorFlow build), called t
 tf.function with and without jit_compile. Ours is the albert-export SavedModel's `encode` signature loaded
 in-process (what latency.py calls "savedmodel"), float32 and each of --our_variants
 (latency.VARIANTS; default xla, bfloat16 and bfloat16+xla_short: `albert-export --xla`,
-`--precision=bfloat16`, and that with `--xla_short_lengths=8,12,16`).
+`--precision=bfloat16`, and that with `--xla_short_lengths=8,12,16`; xla_short is float32
+with `--xla_short_lengths=8,12,16`).
 Each cell is the median of --calls
 timed calls after --warmup (batch 32: --batch_calls), taken interleaved: the runtimes
 alternate in blocks of 5 calls (latency.time_interleaved), so the machine's drift does
@@ -167,8 +168,8 @@ def write_results(rows, out_dir, command, versions):
     lines = [f"Command: `{command}`", "", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), "",
              "Median ms per call (p50), random weights, 2 threads, the runtimes interleaved in blocks of 5 "
              "calls; float32 except ours bfloat16 (bfloat16 matmuls, the rest float32) and ours "
-             "bfloat16+xla_short (one row of at most 16 tokens: float32 through XLA, padded to 8, 12 or 16; "
-             "the rest as bfloat16).", "",
+             "xla_short / bfloat16+xla_short (one row of at most 16 tokens: float32 through XLA, padded to 8, "
+             "12 or 16; the rest as float32 / bfloat16).", "",
              "| model | batch × tokens | " + " | ".join(runtimes) + " | ours float32 / ONNX Runtime | best of ours / ONNX Runtime |",
              "|---|---|" + "---|" * len(runtimes) + "---|---|"]
     for key in dict.fromkeys((r["model"], r["batch"], r["tokens"]) for r in rows):
