@@ -125,7 +125,7 @@ def run(args):
             return backbone(x, training=False)
 
     ours_xla_constants = tf.function(constant_kernel_backbone, jit_compile=True)
-    model_session = onnx_session(torch_model(config, "albert-base"), os.path.join(work, "albert.onnx"))
+    model_session = onnx_session(torch_model(config, "albert-base"), os.path.join(work, "albert.onnx"), THREADS)
     rows = []
     for tokens in args.tokens:
         x = np.random.default_rng(1).standard_normal((tokens, HIDDEN)).astype(np.float32)

@@ -3,9 +3,10 @@
     pip install -e '.[peers]'            # onnxruntime, onnx, onnxscript, torch (CPU), transformers, keras-hub
     python benchmarks/peers.py           # ALBERT-base and BERT-base, 12 and 128 tokens, batch 32 × 128
     python benchmarks/peers.py --models=albert-base --lengths=128 --skip_batch32
+    python benchmarks/peers.py --models=albert-base --lengths=12 --skip_batch32 --threads=1
 
-Every runtime gets the same shapes, random weights and random token ids; 2 intra-op
-threads (the machine's cores). The peers are built from the same hyper-parameters:
+Every runtime gets the same shapes, random weights and random token ids, and --threads intra-op
+threads (default 2, the machine's cores). The peers are built from the same hyper-parameters:
 transformers' AlbertModel / BertModel (gelu_new, as the original), run in PyTorch eager,
 and exported to ONNX (torch.onnx.export) for ONNX Runtime's CPU provider with all graph
 optimizations; keras-hub's TensorFlow AlbertBackbone / BertBackbone (0.25.1, the newest
@@ -31,9 +32,6 @@ import sys
 import tempfile
 
 from latency import ROOT, export_variant, inputs_for, log, prepare_export, summarize, time_interleaved
-
-THREADS = 2
-
 
 def torch_model(config, name):
     """transformers model with our config's hyper-parameters, random weights, eval mode."""
@@ -68,7 +66,7 @@ def keras_hub_model(config, name):
     return keras_hub.models.BertBackbone(**common)
 
 
-def onnx_session(model, path):
+def onnx_session(model, path, threads):
     import onnxruntime
     import torch
 
@@ -88,7 +86,7 @@ def onnx_session(model, path):
                       output_names=["last_hidden_state", "pooler_output"], dynamic_axes=axes, opset_version=17,
                       dynamo=False)
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
@@ -97,7 +95,8 @@ def run(args):
     import tensorflow as tf
     import torch
 
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(args.threads)
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)  # before TensorFlow's runtime starts
     work = tempfile.mkdtemp(prefix="albert-peers-")
     rows = []
     shapes = [(1, n) for n in args.lengths] + [(32, 128)] * (not args.skip_batch32)
@@ -110,7 +109,7 @@ def run(args):
         peer_params = sum(p.numel() for p in peer.parameters())
         if peer_params != ours_params:
             raise SystemExit(f"{name}: the transformers model has {peer_params:,} parameters, ours {ours_params:,}")
-        session = onnx_session(peer, os.path.join(work, f"{name}.onnx"))
+        session = onnx_session(peer, os.path.join(work, f"{name}.onnx"), args.threads)
         hub = keras_hub_model(config, name)
         if hub.count_params() != ours_params:
             raise SystemExit(f"{name}: the keras-hub model has {hub.count_params():,} parameters, ours {ours_params:,}")
@@ -161,12 +160,12 @@ def run(args):
     return rows
 
 
-def write_results(rows, out_dir, command, versions):
+def write_results(rows, out_dir, command, versions, threads):
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "peers.json").write_text(json.dumps({"command": command, "versions": versions, "rows": rows}, indent=2))
     runtimes = list(dict.fromkeys(r["runtime"] for r in rows))
     lines = [f"Command: `{command}`", "", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), "",
-             "Median ms per call (p50), random weights, 2 threads, the runtimes interleaved in blocks of 5 "
+             f"Median ms per call (p50), random weights, {threads} intra-op thread(s), the runtimes interleaved in blocks of 5 "
              "calls; float32 except ours bfloat16 (bfloat16 matmuls, the rest float32) and ours "
              "xla_short / bfloat16+xla_short (one row of at most 16 tokens: float32 through XLA, padded to 8, "
              "12 or 16; the rest as float32 / bfloat16).", "",
@@ -194,8 +193,11 @@ def main():
     parser.add_argument("--our_variants", default="xla,bfloat16,bfloat16+xla_short",
                         type=lambda s: [v for v in s.split(",") if v],
                         help="our export variants timed too (latency.VARIANTS)")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads for every runtime")
     parser.add_argument("--out_dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
+    if args.threads < 1:
+        raise SystemExit(f"--threads must be at least 1, got {args.threads}")
     try:
         import keras_hub
         import onnxruntime
@@ -208,7 +210,7 @@ def main():
                 "torch": torch.__version__, "transformers": transformers.__version__}
     rows = run(args)
     command = ("python benchmarks/peers.py " + " ".join(sys.argv[1:])).strip()
-    write_results(rows, pathlib.Path(args.out_dir), command, versions)
+    write_results(rows, pathlib.Path(args.out_dir), command, versions, args.threads)
     log(f"wrote {args.out_dir}/peers.json, peers.md")
 
 
