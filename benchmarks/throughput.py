@@ -20,6 +20,7 @@ import argparse
 import json
 import pathlib
 import random
+import shlex
 import sys
 import tempfile
 import threading
@@ -109,6 +110,7 @@ def run(args):
     rows = []
     for batching in (False, True):
         extra = ["--enable_batching", f"--batching_parameters_file={args.batching_parameters_file}"] if batching else []
+        extra += args.server_args
         server = start_server("embedded", str(pathlib.Path(path).parent), "albert-base", extra)
         try:
             for kind in args.texts:
@@ -158,6 +160,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup_seconds", type=float, default=3.0)
     parser.add_argument("--batching_parameters_file", default=str(BATCHING_FILE))
+    parser.add_argument("--server_args", default="", type=shlex.split,
+                        help='more albert-serve flags, e.g. "--tensorflow_intra_op_parallelism=1"')
     parser.add_argument("--out_dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
     unknown = [t for t in args.texts if t not in TEXT_TOKENS]
