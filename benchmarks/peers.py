@@ -33,6 +33,7 @@ import tempfile
 
 from latency import ROOT, export_variant, inputs_for, log, prepare_export, summarize, time_interleaved
 
+
 def torch_model(config, name):
     """transformers model with our config's hyper-parameters, random weights, eval mode."""
     import torch

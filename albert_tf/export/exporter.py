@@ -18,7 +18,6 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from albert_tf.checkpoints import CheckpointError, restore_model
 from albert_tf.export import layout, warmup
-from albert_tf.export import signatures as signature_module
 from albert_tf.export.signatures import SIGNATURES_BY_KIND, AlbertServingModule
 from albert_tf.layers.dense import set_matmul_dtype
 from albert_tf.text.layers import AlbertPacker, SentencePieceTokenizerLayer, WordPieceTokenizerLayer
@@ -166,7 +165,7 @@ def export_saved_model(options, log=print):
                                  xla_short_lengths=short_lengths, tokenizer_asset=asset)
     if (options.xla or short_lengths) and not module.constant_kernels:
         log(f"dense kernels take {module.kernel_bytes / 2**20:.0f} MiB, over "
-            f"{signature_module.CONSTANT_KERNELS_MAX_BYTES / 2**20:.0f} MiB: the XLA functions read them as variables")
+            f"{module.constant_kernels_max_bytes / 2**20:.0f} MiB: the XLA functions read them as variables")
     signatures = module.signatures()
     staging = layout.make_staging_dir(model_dir)
     try:

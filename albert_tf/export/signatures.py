@@ -63,7 +63,6 @@ TOKEN_AXIS_OUTPUTS = ("sequence_output", "start_logits", "end_logits")
 CONSTANT_KERNELS_MAX_BYTES = 256 * 2**20
 
 
-
 def _ids_spec(name):
     return tf.TensorSpec([None, None], tf.int32, name=name)
 
@@ -91,9 +90,10 @@ class AlbertServingModule(tf.Module):
         (export_saved_model checks both).
       tokenizer_asset: optional path of the tokenizer file, saved under assets/.
 
-    Attributes: `kernel_bytes`, the size of the dense kernels at float32 (an int), and
-    `constant_kernels`, whether the XLA-compiled functions hold them as graph constants
-    (see CONSTANT_KERNELS_MAX_BYTES).
+    Attributes: `kernel_bytes`, the size of the dense kernels at float32 (an int);
+    `constant_kernels_max_bytes`, the limit it was held against (CONSTANT_KERNELS_MAX_BYTES);
+    and `constant_kernels`, whether the XLA-compiled functions hold the kernels as graph
+    constants.
     """
 
     def __init__(self, model, kind, tokenizer, packer, jit_compile=False, xla_short_lengths=(), tokenizer_asset=None):
@@ -108,8 +108,9 @@ class AlbertServingModule(tf.Module):
             self.tokenizer_asset = tf.saved_model.Asset(tokenizer_asset)
         self.num_labels = model.num_labels if kind == "classifier" else None
         self.kernel_bytes = sum(4 * math.prod(layer.kernel.shape) for layer in dense_layers(model))
+        self.constant_kernels_max_bytes = CONSTANT_KERNELS_MAX_BYTES
         compiled = bool(jit_compile or xla_short_lengths)
-        self.constant_kernels = compiled and self.kernel_bytes <= CONSTANT_KERNELS_MAX_BYTES
+        self.constant_kernels = compiled and self.kernel_bytes <= self.constant_kernels_max_bytes
         self._run_model = tf.function(self._compiled_model_outputs if jit_compile else self._model_outputs,
                                       jit_compile=jit_compile, reduce_retracing=True)
         self._run_short = tf.function(self._float32_model_outputs, jit_compile=True, reduce_retracing=True)
