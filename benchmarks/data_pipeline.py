@@ -24,6 +24,7 @@ import tempfile
 import time
 
 import psutil
+from scratch import scratch_dir
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "wikitext2-valid.txt"
@@ -101,7 +102,7 @@ def main():
     parser.add_argument("--out_dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
 
-    work = pathlib.Path(tempfile.mkdtemp(prefix="albert-data-bench-"))
+    work = pathlib.Path(scratch_dir("albert-data-bench-"))
     spm_model = args.spm_model_file
     if not spm_model:
         print("training a 5000-piece SentencePiece model ...", file=sys.stderr, flush=True)

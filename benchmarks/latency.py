@@ -34,7 +34,6 @@ import os
 import pathlib
 import statistics
 import sys
-import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -42,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from albert_tf.serving.process import ModelServerProcess, model_server_binary  # noqa: E402  (no TensorFlow import)
+from scratch import scratch_dir  # noqa: E402
 
 MODELS = {"albert-base": "base", "bert-base": "bert-base"}
 # Median ms, batch 1, from ../shared/reference/peer-performance.md (round 1), for context.
@@ -161,7 +161,7 @@ def run(args):
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    work = tempfile.mkdtemp(prefix="albert-latency-")
+    work = scratch_dir("albert-latency-")
     rows = []
     shapes = [(1, length) for length in args.lengths] + [(32, 128)] * (not args.skip_batch32)
     for name in args.models:

@@ -14,8 +14,9 @@ import argparse
 import json
 import pathlib
 import sys
-import tempfile
 import time
+
+from scratch import scratch_dir
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -58,7 +59,7 @@ def main():
     from albert_tf.text.spm_training import train_sentencepiece
     from albert_tf.training.pretraining import PretrainingOptions, PretrainingRun
 
-    work = pathlib.Path(tempfile.mkdtemp(prefix="albert-curve-"))
+    work = pathlib.Path(scratch_dir("albert-curve-"))
     n = split_articles(pathlib.Path(args.corpus), work / "train.txt", work / "heldout.txt")
     print(f"{n} articles; building tokenizer and records in {work} ...", flush=True)
     spm_model = train_sentencepiece([str(work / "train.txt")], str(work / "spm"), vocab_size=5000)

@@ -32,9 +32,9 @@ import json
 import os
 import pathlib
 import sys
-import tempfile
 
 from latency import MODELS, ROOT, inputs_for, log, summarize, time_interleaved
+from scratch import scratch_dir
 
 HIDDEN, INTERMEDIATE, LAYERS = 768, 3072, 12
 THREADS = 2
@@ -111,7 +111,7 @@ def run(args):
     from albert_tf.layers.dense import constant_kernels
     from peers import onnx_session, torch_model
 
-    work = tempfile.mkdtemp(prefix="albert-matmuls-")
+    work = scratch_dir("albert-matmuls-")
     weights = chain_weights()
     chains = tensorflow_chains(weights)
     chain_session = onnx_chain(weights, os.path.join(work, "chain.onnx"))

@@ -29,9 +29,9 @@ import json
 import os
 import pathlib
 import sys
-import tempfile
 
 from latency import ROOT, export_variant, inputs_for, log, prepare_export, summarize, time_interleaved
+from scratch import scratch_dir
 
 
 def torch_model(config, name):
@@ -98,7 +98,7 @@ def run(args):
 
     torch.set_num_threads(args.threads)
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)  # before TensorFlow's runtime starts
-    work = tempfile.mkdtemp(prefix="albert-peers-")
+    work = scratch_dir("albert-peers-")
     rows = []
     shapes = [(1, n) for n in args.lengths] + [(32, 128)] * (not args.skip_batch32)
     for name in args.models:

@@ -22,11 +22,11 @@ import pathlib
 import random
 import shlex
 import sys
-import tempfile
 import threading
 import time
 
 from latency import ROOT, log, prepare_export, start_server, summarize
+from scratch import scratch_dir
 
 BATCHING_FILE = ROOT / "serving" / "batching_parameters.txt"
 TEXT_TOKENS = {"short": 12, "long": 128}  # packed length ([CLS] text [SEP]) of each request
@@ -102,7 +102,7 @@ def drive(address, model_name, texts, clients, seconds, warmup_seconds):
 def run(args):
     from albert_tf.text import SentencePieceTokenizer
 
-    work = tempfile.mkdtemp(prefix="albert-throughput-")
+    work = scratch_dir("albert-throughput-")
     log("albert-base: building, exporting")
     _, _, path = prepare_export("albert-base", work)
     tokenizer = SentencePieceTokenizer(str(pathlib.Path(work) / "spm.model"))

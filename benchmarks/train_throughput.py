@@ -17,8 +17,9 @@ import os
 import pathlib
 import statistics
 import sys
-import tempfile
 import time
+
+from scratch import scratch_dir
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,7 +61,7 @@ def time_ours(config, records, batch, seq, pred, precision, jit, steps, warmup):
     times = []
     run = PretrainingRun(
         PretrainingOptions(
-            input_file=records, output_dir=tempfile.mkdtemp(prefix="albert-tp-"), albert_config=config,
+            input_file=records, output_dir=scratch_dir("albert-tp-"), albert_config=config,
             max_seq_length=seq, max_predictions_per_seq=pred, train_batch_size=batch, num_train_steps=warmup + steps,
             num_warmup_steps=1, learning_rate=1e-4, save_checkpoints_steps=10**9, log_steps=10**9,
             mixed_precision=precision, jit_compile=jit,
@@ -123,7 +124,7 @@ def main():
 
     pred = 20
     rows = []
-    work = tempfile.mkdtemp(prefix="albert-tp-data-")
+    work = scratch_dir("albert-tp-data-")
     for name in args.models.split(","):
         spec = dict(MODELS[name])
         config = AlbertConfig.preset(spec.pop("preset"), **spec)
