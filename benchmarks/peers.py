@@ -4,6 +4,7 @@
     python benchmarks/peers.py           # ALBERT-base and BERT-base, 12 and 128 tokens, batch 32 × 128
     python benchmarks/peers.py --models=albert-base --lengths=128 --skip_batch32
     python benchmarks/peers.py --models=albert-base --lengths=12 --skip_batch32 --threads=1
+    python benchmarks/peers.py --models=albert-base --lengths=12 --skip_batch32 --skip_torch --our_variants=xla --repeats=8
 
 Every runtime gets the same shapes, random weights and random token ids, and --threads intra-op
 threads (default 2, the machine's cores). The peers are built from the same hyper-parameters:
@@ -19,15 +20,19 @@ with `--xla_short_lengths=8,12,16`).
 Each cell is the median of --calls
 timed calls after --warmup (batch 32: --batch_calls), taken interleaved: the runtimes
 alternate in blocks of 5 calls (latency.time_interleaved), so the machine's drift does
-not land on one runtime. The peers' parameter counts are
-checked against ours first, so the comparison is like for like. Writes
-benchmarks/results/peers.json and peers.md with ours / ONNX Runtime ratios.
+not land on one runtime. --repeats=N times every shape N times over in the same process
+(the exports and peers are built once); the markdown then adds, for each of ours, its
+ratio to ONNX Runtime in every repeat, their median and how many were at most 1.0.
+The peers' parameter counts are checked against ours first, so the comparison is like
+for like. Writes benchmarks/results/peers.json and peers.md with ours / ONNX Runtime
+ratios.
 """
 
 import argparse
 import json
 import os
 import pathlib
+import statistics
 import sys
 
 from latency import ROOT, export_variant, inputs_for, log, prepare_export, summarize, time_interleaved
@@ -120,7 +125,7 @@ def run(args):
         encode = tf.saved_model.load(path).signatures["encode"]
         ours_variants = {variant: tf.saved_model.load(export_variant(name, work, config, variant)).signatures["encode"]
                          for variant in args.our_variants}
-        for batch, length in shapes:
+        for repeat, (batch, length) in ((r, shape) for r in range(1, args.repeats + 1) for shape in shapes):
             inputs = inputs_for(batch, length, config.vocab_size)
             tensors = {k: tf.constant(v) for k, v in inputs.items()}
             feeds = {"input_ids": inputs["input_word_ids"].astype("int64"),
@@ -149,14 +154,15 @@ def run(args):
             results = {runtime: summarize(times)
                        for runtime, times in time_interleaved(runtimes, calls, args.warmup).items()}
             for runtime, result in results.items():
-                rows.append(dict(model=name, batch=batch, tokens=length, runtime=runtime, **result))
+                rows.append(dict(model=name, batch=batch, tokens=length, repeat=repeat, runtime=runtime, **result))
             onnx = results["ONNX Runtime"]["p50_ms"]
             ratio = results["ours (SavedModel)"]["p50_ms"] / onnx
             for row in rows[-len(results):]:
                 row["ours_over_onnxruntime"] = round(ratio, 3)
                 if row["runtime"].startswith("ours"):
                     row["over_onnxruntime"] = round(row["p50_ms"] / onnx, 3)
-            log(f"{name} {batch} × {length}: " + ", ".join(f"{k} {v['p50_ms']} ms" for k, v in results.items())
+            label = f"{name} {batch} × {length}" + (f", repeat {repeat}" if args.repeats > 1 else "")
+            log(f"{label}: " + ", ".join(f"{k} {v['p50_ms']} ms" for k, v in results.items())
                 + f"  (ours / ONNX Runtime ×{ratio:.2f})")
     return rows
 
@@ -172,13 +178,24 @@ def write_results(rows, out_dir, command, versions, threads):
              "12 or 16; the rest as float32 / bfloat16).", "",
              "| model | batch × tokens | " + " | ".join(runtimes) + " | ours float32 / ONNX Runtime | best of ours / ONNX Runtime |",
              "|---|---|" + "---|" * len(runtimes) + "---|---|"]
-    for key in dict.fromkeys((r["model"], r["batch"], r["tokens"]) for r in rows):
-        cells = {r["runtime"]: r for r in rows if (r["model"], r["batch"], r["tokens"]) == key}
+    repeats = max(r["repeat"] for r in rows)
+    for key in dict.fromkeys((r["model"], r["batch"], r["tokens"], r["repeat"]) for r in rows):
+        cells = {r["runtime"]: r for r in rows if (r["model"], r["batch"], r["tokens"], r["repeat"]) == key}
         first = next(iter(cells.values()))
         best = min((r for r in cells.values() if "over_onnxruntime" in r), key=lambda r: r["over_onnxruntime"])
-        lines.append(f"| {key[0]} | {key[1]} × {key[2]} | " + " | ".join(
+        shape = f"{key[1]} × {key[2]}" + (f", repeat {key[3]}" if repeats > 1 else "")
+        lines.append(f"| {key[0]} | {shape} | " + " | ".join(
             str(cells[rt]["p50_ms"]) if rt in cells else "" for rt in runtimes)
             + f" | {first['ours_over_onnxruntime']} | {best['over_onnxruntime']} ({best['runtime']}) |")
+    if repeats > 1:
+        lines += ["", f"Ours / ONNX Runtime in each of the {repeats} repeats:", "",
+                  "| model | batch × tokens | ours | per repeat | median | at most 1.0 |", "|---|---|---|---|---|---|"]
+        for model, batch, tokens, runtime in dict.fromkeys(
+                (r["model"], r["batch"], r["tokens"], r["runtime"]) for r in rows if "over_onnxruntime" in r):
+            ratios = [r["over_onnxruntime"] for r in rows
+                      if (r["model"], r["batch"], r["tokens"], r["runtime"]) == (model, batch, tokens, runtime)]
+            lines.append(f"| {model} | {batch} × {tokens} | {runtime} | {', '.join(f'{x:.2f}' for x in ratios)} | "
+                         f"{statistics.median(ratios):.2f} | {sum(x <= 1.0 for x in ratios)} of {len(ratios)} |")
     (out_dir / "peers.md").write_text("\n".join(lines) + "\n")
 
 
@@ -195,10 +212,13 @@ def main():
                         type=lambda s: [v for v in s.split(",") if v],
                         help="our export variants timed too (latency.VARIANTS)")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads for every runtime")
+    parser.add_argument("--repeats", type=int, default=1, help="time every shape this many times over")
     parser.add_argument("--out_dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
     if args.threads < 1:
         raise SystemExit(f"--threads must be at least 1, got {args.threads}")
+    if args.repeats < 1:
+        raise SystemExit(f"--repeats must be at least 1, got {args.repeats}")
     try:
         import keras_hub
         import onnxruntime

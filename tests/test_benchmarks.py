@@ -1,0 +1,86 @@
+"""Benchmark helpers: scratch directories go away when the run exits; peers.py's repeat summary."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+
+# Makes a scratch directory, writes a file into it, prints its path, then fails or exits
+# as argv[1] says.
+_RUN = """
+import pathlib, sys
+from scratch import scratch_dir
+work = pathlib.Path(scratch_dir("albert-test-scratch-"))
+(work / "export.bin").write_bytes(b"x" * 1000)
+print(work, flush=True)
+if sys.argv[1] == "fail":
+    raise RuntimeError("benchmark failed")
+"""
+
+
+def _run(tmp_path, mode, keep=None):
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(BENCHMARKS)}
+    env.pop("ALBERT_BENCH_KEEP_WORK", None)
+    if keep is not None:
+        env["ALBERT_BENCH_KEEP_WORK"] = keep
+    done = subprocess.run([sys.executable, "-c", _RUN, mode], env=env, capture_output=True, text=True)
+    work = pathlib.Path(done.stdout.strip())
+    assert work.parent == tmp_path and work.name.startswith("albert-test-scratch-"), done.stdout
+    return done, work
+
+
+def test_removed_after_a_normal_exit(tmp_path):
+    done, work = _run(tmp_path, "ok")
+    assert done.returncode == 0, done.stderr
+    assert not work.exists()
+
+
+def test_removed_after_an_error(tmp_path):
+    done, work = _run(tmp_path, "fail")
+    assert done.returncode == 1 and "benchmark failed" in done.stderr
+    assert not work.exists()
+
+
+def test_kept_and_named_when_asked(tmp_path):
+    done, work = _run(tmp_path, "fail", keep="1")
+    assert (work / "export.bin").stat().st_size == 1000
+    assert f"keeping the scratch directory {work}" in done.stderr
+
+
+@pytest.fixture
+def peers_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import peers
+
+    return peers
+
+
+def _peer_rows(ratios):
+    """peers.run-shaped rows: ONNX Runtime at 10 ms and "ours xla" at 10 × ratio, one per repeat."""
+    rows = []
+    for repeat, ratio in enumerate(ratios, start=1):
+        for runtime, ms in (("ours (SavedModel)", 20.0), ("ours xla", 10.0 * ratio), ("ONNX Runtime", 10.0)):
+            rows.append(dict(model="albert-base", batch=1, tokens=12, repeat=repeat, runtime=runtime, p50_ms=ms,
+                             ours_over_onnxruntime=2.0))
+            if runtime.startswith("ours"):
+                rows[-1]["over_onnxruntime"] = round(ms / 10.0, 3)
+    return rows
+
+
+def test_peers_summarizes_repeats(tmp_path, peers_module):
+    peers_module.write_results(_peer_rows([1.02, 0.96, 1.10, 0.99]), tmp_path, "cmd", {"tensorflow": "x"}, 2)
+    text = (tmp_path / "peers.md").read_text()
+    assert "| albert-base | 1 × 12, repeat 3 | 20.0 | 11.0 | 10.0 | 2.0 | 1.1 (ours xla) |" in text
+    assert "| albert-base | 1 × 12 | ours xla | 1.02, 0.96, 1.10, 0.99 | 1.00 | 2 of 4 |" in text
+    assert "| albert-base | 1 × 12 | ours (SavedModel) | 2.00, 2.00, 2.00, 2.00 | 2.00 | 0 of 4 |" in text
+
+
+def test_peers_single_run_has_no_repeat_summary(tmp_path, peers_module):
+    peers_module.write_results(_peer_rows([0.9]), tmp_path, "cmd", {"tensorflow": "x"}, 2)
+    text = (tmp_path / "peers.md").read_text()
+    assert "| albert-base | 1 × 12 | 20.0 | 9.0 | 10.0 | 2.0 | 0.9 (ours xla) |" in text
+    assert "repeat" not in text
