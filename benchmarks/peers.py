@@ -29,6 +29,8 @@ ratios.
 """
 
 import argparse
+import collections
+import itertools
 import json
 import os
 import pathlib
@@ -125,7 +127,7 @@ def run(args):
         encode = tf.saved_model.load(path).signatures["encode"]
         ours_variants = {variant: tf.saved_model.load(export_variant(name, work, config, variant)).signatures["encode"]
                          for variant in args.our_variants}
-        for repeat, (batch, length) in ((r, shape) for r in range(1, args.repeats + 1) for shape in shapes):
+        for repeat, (batch, length) in itertools.product(range(1, args.repeats + 1), shapes):
             inputs = inputs_for(batch, length, config.vocab_size)
             tensors = {k: tf.constant(v) for k, v in inputs.items()}
             feeds = {"input_ids": inputs["input_word_ids"].astype("int64"),
@@ -179,8 +181,13 @@ def write_results(rows, out_dir, command, versions, threads):
              "| model | batch × tokens | " + " | ".join(runtimes) + " | ours float32 / ONNX Runtime | best of ours / ONNX Runtime |",
              "|---|---|" + "---|" * len(runtimes) + "---|---|"]
     repeats = max(r["repeat"] for r in rows)
-    for key in dict.fromkeys((r["model"], r["batch"], r["tokens"], r["repeat"]) for r in rows):
-        cells = {r["runtime"]: r for r in rows if (r["model"], r["batch"], r["tokens"], r["repeat"]) == key}
+    timings = collections.defaultdict(dict)  # (model, batch, tokens, repeat) -> {runtime: row}, in run order
+    ratios = collections.defaultdict(list)  # (model, batch, tokens, ours runtime) -> its ratio in each repeat
+    for r in rows:
+        timings[r["model"], r["batch"], r["tokens"], r["repeat"]][r["runtime"]] = r
+        if "over_onnxruntime" in r:
+            ratios[r["model"], r["batch"], r["tokens"], r["runtime"]].append(r["over_onnxruntime"])
+    for key, cells in timings.items():
         first = next(iter(cells.values()))
         best = min((r for r in cells.values() if "over_onnxruntime" in r), key=lambda r: r["over_onnxruntime"])
         shape = f"{key[1]} × {key[2]}" + (f", repeat {key[3]}" if repeats > 1 else "")
@@ -190,12 +197,9 @@ def write_results(rows, out_dir, command, versions, threads):
     if repeats > 1:
         lines += ["", f"Ours / ONNX Runtime in each of the {repeats} repeats:", "",
                   "| model | batch × tokens | ours | per repeat | median | at most 1.0 |", "|---|---|---|---|---|---|"]
-        for model, batch, tokens, runtime in dict.fromkeys(
-                (r["model"], r["batch"], r["tokens"], r["runtime"]) for r in rows if "over_onnxruntime" in r):
-            ratios = [r["over_onnxruntime"] for r in rows
-                      if (r["model"], r["batch"], r["tokens"], r["runtime"]) == (model, batch, tokens, runtime)]
-            lines.append(f"| {model} | {batch} × {tokens} | {runtime} | {', '.join(f'{x:.2f}' for x in ratios)} | "
-                         f"{statistics.median(ratios):.2f} | {sum(x <= 1.0 for x in ratios)} of {len(ratios)} |")
+        for (model, batch, tokens, runtime), values in ratios.items():
+            lines.append(f"| {model} | {batch} × {tokens} | {runtime} | {', '.join(f'{x:.2f}' for x in values)} | "
+                         f"{statistics.median(values):.2f} | {sum(x <= 1.0 for x in values)} of {len(values)} |")
     (out_dir / "peers.md").write_text("\n".join(lines) + "\n")
 
 
