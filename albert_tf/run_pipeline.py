@@ -55,11 +55,13 @@ class Steps:
         self.total, self.index, self.start = total, 0, None
 
     def begin(self, title):
+        """Prints "[i/total] title ..." and starts the step's clock."""
         self.index += 1
         self.start = time.perf_counter()
         print(f"[{self.index}/{self.total}] {title} ...", flush=True)
 
     def end(self, detail):
+        """Prints `detail` and the seconds since `begin`."""
         print(f"      {detail} ({time.perf_counter() - self.start:.1f} s)", flush=True)
 
 

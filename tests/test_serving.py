@@ -10,6 +10,7 @@ import os
 import shutil
 import threading
 import time
+import types
 
 import grpc
 import numpy as np
@@ -33,8 +34,9 @@ from tensorflow_serving.config import model_server_config_pb2
 from albert_tf.checkpoints import build_model
 from albert_tf.export import warmup
 from albert_tf.export.exporter import ExportOptions, export_saved_model
-from albert_tf.serving.batching import BatchingConfigError, BatchingParameters
+from albert_tf.serving.batching import Batcher, BatchingConfigError, BatchingParameters
 from albert_tf.serving.client import AlbertClient, ServingClientError
+from albert_tf.serving.tensors import ServingError
 from albert_tf.text import SentencePieceTokenizer
 from tests.conftest import random_inputs
 from tests.model_server import BACKENDS, ServerProcess
@@ -561,6 +563,49 @@ def test_batched_results_equal_unbatched_under_16_clients(models, tmp_path):
     batches, requests = int(summary[0]), int(summary[3])
     assert requests == len(jobs) + 10  # the 64 requests and the export's 10 warmup records
     assert batches <= requests - 16, (batches, requests)  # requests were merged, not run one by one
+
+
+def test_batcher_stop_answers_queued_and_late_requests_unavailable():
+    """A request queued behind a running batch when the batcher stops, and one that comes
+    after, get UNAVAILABLE instead of waiting forever; the running batch still finishes."""
+    started, release = threading.Event(), threading.Event()
+
+    def run(version, signature, inputs):
+        started.set()
+        release.wait(10)
+        return {"doubled": inputs["x"] * 2}
+
+    batcher = Batcher(BatchingParameters(max_batch_size=1, num_batch_threads=1), run)
+    version = types.SimpleNamespace(manifest=None)  # not an albert-tf export: outputs are not trimmed
+    results = {}
+
+    def request(name, value):  # daemon threads, so a request left waiting cannot hang the test run
+        def call():
+            try:
+                results[name] = batcher.run(version, "encode", {"x": np.array([value])})
+            except ServingError as e:
+                results[name] = e
+        thread = threading.Thread(target=call, daemon=True)
+        thread.start()
+        return thread
+
+    running = request("running", 1)
+    assert started.wait(10)
+    queued = request("queued", 2)
+    deadline = time.monotonic() + 10
+    while not any(queue.tasks for queue in batcher._queues.values()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert any(queue.tasks for queue in batcher._queues.values()), "the second request never queued"
+    batcher.stop()
+    release.set()
+    running.join(10)
+    queued.join(10)
+    assert results["running"]["doubled"].tolist() == [2]
+    assert isinstance(results.get("queued"), ServingError), "the queued request is still waiting"
+    assert results["queued"].code == grpc.StatusCode.UNAVAILABLE and "stopping" in results["queued"].message
+    request("late", 3).join(10)
+    assert isinstance(results.get("late"), ServingError) and results["late"].code == grpc.StatusCode.UNAVAILABLE
+    assert batcher.tasks_run == 1
 
 
 def test_batching_errors(models, tmp_path):

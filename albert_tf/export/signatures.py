@@ -117,6 +117,7 @@ class AlbertServingModule(tf.Module):
 
     @property
     def model(self):
+        """The Keras model (backbone, pretrainer or task model) the signatures run."""
         return self._keras.model
 
     def track_captures(self, concrete_functions):

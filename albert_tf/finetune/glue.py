@@ -49,6 +49,7 @@ class TaskSpec:
 
     @property
     def is_regression(self):
+        """True for a task without labels (STS-B): one float output, MSE loss."""
         return self.labels is None
 
 

@@ -78,6 +78,7 @@ class FinetuneRun:
     # ------------------------------------------------------------ checkpoints
     @property
     def step(self):
+        """The optimizer step (int) reached so far."""
         return int(self.optimizer.iterations.numpy())
 
     def initialize(self):
@@ -102,6 +103,7 @@ class FinetuneRun:
         return best
 
     def best_or_latest_checkpoint(self):
+        """Path prefix (str) of the best checkpoint by dev score, else the latest, else None."""
         return self.best_manager.latest_checkpoint or self.manager.latest_checkpoint
 
     def export(self, export_base, model_name):

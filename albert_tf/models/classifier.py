@@ -44,4 +44,5 @@ class AlbertClassifier(BackboneTask):
         self.dropout_rate = dropout_rate
 
     def task_config(self):
+        """The head's own settings (dict) that `get_config` adds beside the backbone's."""
         return {"num_labels": self.num_labels, "dropout_rate": self.dropout_rate}

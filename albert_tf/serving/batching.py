@@ -32,6 +32,7 @@ _WRAPPED_INT = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches"
                 "max_execution_batch_size")
 _WRAPPED_OTHER = {"thread_pool_name": str, "enable_large_batch_splitting": bool}
 _PLAIN = {"allowed_batch_sizes": int, "pad_variable_length_inputs": bool}
+_STOPPING = "albert-serve is stopping; the request was not run"
 
 
 class BatchingConfigError(ValueError):
@@ -94,6 +95,7 @@ class BatchingParameters:
 
     @classmethod
     def from_file(cls, path):
+        """Parses a TF Serving batching_parameters text proto file; errors name the file."""
         try:
             with open(path, encoding="utf-8") as f:
                 return cls.from_text(f.read(), source=f"--batching_parameters_file {path}")
@@ -135,11 +137,12 @@ class _Queue:
     def _loop(self):
         params = self.batcher.params
         timeout = params.batch_timeout_micros / 1e6
-        while not self.batcher.stopped:
+        while True:
             with self.condition:
                 while not self.tasks and not self.batcher.stopped:
                     self.condition.wait(0.5)
                 if self.batcher.stopped:
+                    self._fail_queued()
                     return
                 while sum(t.size for t in self.tasks) < params.max_batch_size:
                     remaining = self.tasks[0].arrived + timeout - time.monotonic()
@@ -153,6 +156,13 @@ class _Queue:
                     total += task.size
             if batch:
                 self.batcher.execute(self.version, self.signature, batch)
+
+    def _fail_queued(self):
+        """Answers every queued task UNAVAILABLE (the caller holds `condition`)."""
+        for task in self.tasks:
+            task.error = ServingError(grpc.StatusCode.UNAVAILABLE, _STOPPING)
+            task.done.set()
+        self.tasks.clear()
 
 
 class Batcher:
@@ -173,9 +183,18 @@ class Batcher:
         self.tasks_run = 0
 
     def stop(self):
+        """Stops the batch threads after their current batch. Requests still queued, and
+        any that arrive later, get UNAVAILABLE instead of waiting forever."""
         self.stopped = True
+        with self._lock:
+            queues = list(self._queues.values())
+        for queue in queues:
+            with queue.condition:
+                queue.condition.notify_all()
 
     def run(self, version, signature, inputs):
+        """Runs `signature` of `version` on `inputs` ({name: np.ndarray}, batch first) as part of a
+        merged batch; blocks and returns this task's rows of the outputs ({name: np.ndarray})."""
         size = _task_size(inputs)
         if size > self.params.max_batch_size:
             raise invalid_argument(f"Task size {size} is larger than maximum input batch size "
@@ -188,6 +207,8 @@ class Batcher:
             queue.ensure_threads()
         task = _Task(inputs, size)
         with queue.condition:
+            if self.stopped:  # checked under the queue's lock, so a stopping thread cannot miss the task
+                raise ServingError(grpc.StatusCode.UNAVAILABLE, _STOPPING)
             waiting = sum(t.size for t in queue.tasks)
             if waiting + size > self.params.max_batch_size * self.params.max_enqueued_batches:
                 raise ServingError(grpc.StatusCode.UNAVAILABLE,

@@ -56,6 +56,7 @@ class AlbertClient:
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
     def close(self):
+        """Closes the gRPC channel; the client cannot be used afterwards."""
         self._channel.close()
 
     def __enter__(self):

@@ -128,6 +128,7 @@ class ModelManager:
             self._poller.start()
 
     def stop(self):
+        """Stops polling the model base paths and config file (waits up to 10 s)."""
         self._stop.set()
         if self._poller:
             self._poller.join(timeout=10)
@@ -334,5 +335,6 @@ class ModelManager:
             return statuses
 
     def model_names(self):
+        """The names (sorted list of str) of the models in the current config."""
         with self._lock:
             return sorted(self._models)

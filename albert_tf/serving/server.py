@@ -192,6 +192,7 @@ class ModelServer:
         return self
 
     def wait(self):
+        """Blocks until `stop` has finished."""
         self._stopped.wait()
 
     def stop(self, grace=5.0):

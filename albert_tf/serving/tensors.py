@@ -24,10 +24,12 @@ class ServingError(Exception):
 
 
 def invalid_argument(message):
+    """A ServingError with gRPC status INVALID_ARGUMENT and `message` (str)."""
     return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
 def not_found(message):
+    """A ServingError with gRPC status NOT_FOUND and `message` (str)."""
     return ServingError(grpc.StatusCode.NOT_FOUND, message)
 
 
