@@ -36,6 +36,7 @@ from albert_tf.export import warmup
 from albert_tf.export.exporter import ExportOptions, export_saved_model
 from albert_tf.serving.batching import Batcher, BatchingConfigError, BatchingParameters
 from albert_tf.serving.client import AlbertClient, ServingClientError
+from albert_tf.serving.manager import ModelManager
 from albert_tf.serving.tensors import ServingError
 from albert_tf.text import SentencePieceTokenizer
 from tests.conftest import random_inputs
@@ -563,6 +564,30 @@ def test_batched_results_equal_unbatched_under_16_clients(models, tmp_path):
     batches, requests = int(summary[0]), int(summary[3])
     assert requests == len(jobs) + 10  # the 64 requests and the export's 10 warmup records
     assert batches <= requests - 16, (batches, requests)  # requests were merged, not run one by one
+
+
+def test_manager_stopped_while_waiting_for_a_first_version_gives_up(tmp_path):
+    """stop() during start() (no version on disk yet) ends the wait with an error, not a busy loop."""
+    config = model_server_config_pb2.ModelServerConfig()
+    model = config.model_config_list.config.add()
+    model.name, model.base_path, model.model_platform = "albert", str(tmp_path), "tensorflow"
+    manager = ModelManager(config, poll_wait_seconds=0.2, log=lambda _: None)
+    errors = []
+
+    def start():
+        try:
+            manager.start()
+        except ServingError as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=start, daemon=True)
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive()  # still waiting for a version
+    manager.stop()
+    thread.join(10)
+    assert not thread.is_alive() and len(errors) == 1
+    assert "{albert, the server was stopped before a version became available}" in errors[0].message
 
 
 def test_batcher_stop_answers_queued_and_late_requests_unavailable():

@@ -169,7 +169,9 @@ class ModelManager:
                         break
                     if not errors:
                         self.log(f"model {name}: waiting for a version under {state.config.base_path}")
-                    self._stop.wait(max(self.poll_wait_seconds, 0.2))
+                    if self._stop.wait(max(self.poll_wait_seconds, 0.2)):
+                        failed[name] = "the server was stopped before a version became available"
+                        break
             if failed:
                 raise ServingError(grpc.StatusCode.UNKNOWN, f"{len(failed)} model(s) did not become available: "
                                    + "{" + ", ".join(f"{{{n}, {m}}}" for n, m in sorted(failed.items())) + "}")
