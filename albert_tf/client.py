@@ -11,7 +11,7 @@ Works with albert-serve and with tensorflow_model_server.
 import json
 import time
 
-from albert_tf.cli_support import log, quiet_tensorflow
+from albert_tf.cli_support import log, quiet_tensorflow, run_main
 
 quiet_tensorflow()
 
@@ -73,7 +73,7 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    run_main(main, __name__)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import os
 
 from absl import app, flags
 
-from albert_tf.cli_support import log, quiet_absl_info, quiet_tensorflow
+from albert_tf.cli_support import log, quiet_absl_info, quiet_tensorflow, run_main
 
 quiet_tensorflow()
 
@@ -92,7 +92,7 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    run_main(main, __name__)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ place, so a polling TF Serving never sees half of it.
 
 import os
 
-from albert_tf.cli_support import log, quiet_absl_info, quiet_tensorflow
+from albert_tf.cli_support import log, quiet_absl_info, quiet_tensorflow, run_main
 
 quiet_tensorflow()
 
@@ -112,7 +112,7 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    run_main(main, __name__)
 
 
 if __name__ == "__main__":

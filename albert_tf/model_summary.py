@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from albert_tf.cli_support import log, quiet_tensorflow  # noqa: E402
+from albert_tf.cli_support import log, quiet_tensorflow, run_main  # noqa: E402
 
 quiet_tensorflow()
 
@@ -166,7 +166,7 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    run_main(main, __name__)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ GLUE submission file; --export_dir writes a classifier SavedModel for TF Serving
 (raw-text signature returning labels and probabilities).
 """
 
-from albert_tf.cli_support import log, quiet_absl_info, quiet_tensorflow
+from albert_tf.cli_support import log, quiet_absl_info, quiet_tensorflow, run_main
 
 quiet_tensorflow()
 
@@ -100,7 +100,7 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    run_main(main, __name__)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import shutil
 
 import time
 
-from albert_tf.cli_support import log, quiet_absl_info, quiet_tensorflow  # noqa: E402
+from albert_tf.cli_support import log, quiet_absl_info, quiet_tensorflow, run_main  # noqa: E402
 
 quiet_tensorflow()
 
@@ -246,7 +246,7 @@ def _serve_and_query(version_path, spm_model, out):
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    run_main(main, __name__)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ The flag names and defaults are those of the original run_pretraining.py. Runnin
 same command again after a crash resumes from the last checkpoint in --output_dir.
 """
 
-from albert_tf.cli_support import log, quiet_absl_info, quiet_tensorflow  # noqa: E402
+from albert_tf.cli_support import log, quiet_absl_info, quiet_tensorflow, run_main  # noqa: E402
 
 quiet_tensorflow()
 
@@ -116,7 +116,7 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    run_main(main, __name__)
 
 
 if __name__ == "__main__":

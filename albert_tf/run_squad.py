@@ -15,7 +15,7 @@ answers, EM/F1 exactly as the official evaluation scripts compute them
 (eval_results.json; the best checkpoint by F1 is kept in <output_dir>/best).
 """
 
-from albert_tf.cli_support import log, quiet_absl_info, quiet_tensorflow
+from albert_tf.cli_support import log, quiet_absl_info, quiet_tensorflow, run_main
 
 quiet_tensorflow()
 
@@ -113,7 +113,7 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    run_main(main, __name__)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 
-from albert_tf.cli_support import log, quiet_absl_info, quiet_tensorflow
+from albert_tf.cli_support import log, quiet_absl_info, quiet_tensorflow, run_main
 
 quiet_tensorflow()
 
@@ -169,7 +169,7 @@ def run():
     """Console-script entry point."""
     argv, ignored = strip_ignored_flags(sys.argv)
     main.ignored = ignored
-    app.run(main, argv=argv)
+    run_main(main, __name__, argv=argv)
 
 
 if __name__ == "__main__":

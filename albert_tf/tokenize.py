@@ -11,7 +11,7 @@ comparing the two outputs checks their parity from outside.
 import json
 import sys
 
-from albert_tf.cli_support import log, quiet_tensorflow  # noqa: E402
+from albert_tf.cli_support import log, quiet_tensorflow, run_main  # noqa: E402
 
 quiet_tensorflow()
 
@@ -99,7 +99,7 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    run_main(main, __name__)
 
 
 if __name__ == "__main__":

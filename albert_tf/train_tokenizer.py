@@ -11,7 +11,7 @@ It writes `<model_prefix>.model` and `<model_prefix>.vocab` with `<pad>`=0, `<un
 
 from absl import app, flags
 
-from albert_tf.cli_support import log
+from albert_tf.cli_support import log, run_main
 
 from albert_tf.text.spm_training import CorpusError, expand_input_patterns, train_sentencepiece
 
@@ -55,7 +55,7 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    run_main(main, __name__)
 
 
 if __name__ == "__main__":
