@@ -24,7 +24,7 @@ from absl import app, flags  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("port", 8500, "gRPC port (0 picks a free one, printed on start).")
 flags.DEFINE_string("host", "127.0.0.1", "Interface to bind; 0.0.0.0 serves every interface (an explicit choice).")
-flags.DEFINE_integer("rest_api_port", 0, "REST port; 0 = off. albert-serve has no REST API yet (warning if set).")
+flags.DEFINE_integer("rest_api_port", 0, "Port of TF Serving's REST API (/v1/models/...); 0 = off.")
 flags.DEFINE_string("model_name", "default", "Name of the single model (with --model_base_path).")
 flags.DEFINE_string("model_base_path", None, "Directory holding the model's integer version directories.")
 flags.DEFINE_string("model_config_file", None, "ModelServerConfig text proto (overrides --model_name/base_path).")
@@ -104,8 +104,8 @@ def main(argv):
     quiet_absl_info()
     for ignored in getattr(main, "ignored", []):
         log(f"albert-serve: warning: {ignored} is a tensorflow_model_server flag albert-serve ignores")
-    if FLAGS.rest_api_port:
-        log("albert-serve: warning: --rest_api_port is ignored: albert-serve has no REST API yet (gRPC only)")
+    if FLAGS.rest_api_port and FLAGS.rest_api_port == FLAGS.port:
+        raise app.UsageError(f"--rest_api_port={FLAGS.rest_api_port} must differ from --port")
     if FLAGS.batching_parameters_file and not FLAGS.enable_batching:
         raise app.UsageError("--batching_parameters_file needs --enable_batching")
     import importlib
@@ -143,6 +143,7 @@ def main(argv):
             allow_version_labels_for_unavailable_models=FLAGS.allow_version_labels_for_unavailable_models,
             enable_serialization_as_tensor_content=FLAGS.enable_serialization_as_tensor_content,
             grpc_socket_path=FLAGS.grpc_socket_path,
+            rest_api_port=FLAGS.rest_api_port,
         )
         server = ModelServer(options, log=log).start()
     except (ModelConfigError, BatchingConfigError) as e:

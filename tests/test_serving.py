@@ -6,10 +6,15 @@ The `server` fixture runs each test against the embedded server and against the 
 """
 
 import concurrent.futures
+import base64
+import json
 import os
 import shutil
+import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 import types
 
 import grpc
@@ -36,6 +41,7 @@ from albert_tf.export import warmup
 from albert_tf.export.exporter import ExportOptions, export_saved_model
 from albert_tf.serving.batching import Batcher, BatchingConfigError, BatchingParameters
 from albert_tf.serving.client import AlbertClient, ServingClientError
+from albert_tf.serving import rest as rest_api
 from albert_tf.serving.manager import ModelManager
 from albert_tf.serving.tensors import ServingError
 from albert_tf.text import SentencePieceTokenizer
@@ -77,11 +83,20 @@ def write_config(path, base, names=("albert", "cls", "reg"), labels=None, policy
     return str(path)
 
 
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def server(request, models):
     config = write_config(models["root"] / f"models-{request.param}.config", models["base"],
                           labels={"albert": {"stable": 1}})
-    process = ServerProcess(request.param, [f"--model_config_file={config}", "--file_system_poll_wait_seconds=1"])
+    rest_port = free_port()
+    process = ServerProcess(request.param, [f"--model_config_file={config}", "--file_system_poll_wait_seconds=1",
+                                            f"--rest_api_port={rest_port}"])
+    process.rest_url = f"http://127.0.0.1:{rest_port}/v1/models"
     yield process
     process.stop()
 
@@ -205,6 +220,93 @@ def test_classify_and_regress(server, models):
     code, details = rpc_error(predict.Classify, bad, timeout=30)
     assert code == Code.INVALID_ARGUMENT and "No signature was found with the name: nope" in details
     channel.close()
+
+
+def rest(server, path, body=None):
+    """(HTTP status, parsed JSON) of a REST call; body: a dict (sent as JSON) or raw bytes."""
+    data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode("utf-8")
+    request = urllib.request.Request(server.rest_url + path, data=data, method="GET" if data is None else "POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_rest_json_mapping_of_strings_and_status_codes():
+    """Output strings: UTF-8 as JSON strings, `_bytes` aliases and non-UTF-8 as {"b64"};
+    gRPC codes → TF Serving's HTTP statuses; a b64 input decodes to its bytes."""
+    strings = np.array([["caf\u00e9".encode(), b"\xff\xfe"]], object)
+    assert rest_api._json_value(strings, "tokens") == [["caf\u00e9", {"b64": "//4="}]]
+    assert rest_api._json_value(np.array([b"ab"], object), "raw_bytes") == [{"b64": "YWI="}]
+    assert rest_api._json_value(np.array([[1.5, 2.0]], np.float32), "scores") == [[1.5, 2.0]]
+    assert rest_api._array([{"b64": "//4="}, "x"], "text", tf.string.as_datatype_enum).tolist() == [b"\xff\xfe", b"x"]
+    codes = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.FAILED_PRECONDITION: 400,
+             grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+             grpc.StatusCode.RESOURCE_EXHAUSTED: 429, grpc.StatusCode.UNAVAILABLE: 503,
+             grpc.StatusCode.UNIMPLEMENTED: 501, grpc.StatusCode.CANCELLED: 499, grpc.StatusCode.INTERNAL: 500,
+             grpc.StatusCode.UNKNOWN: 500, grpc.StatusCode.DATA_LOSS: 500}
+    assert {code: rest_api.http_status(code) for code in codes} == codes
+    with pytest.raises(ServingError, match="invalid base64"):
+        rest_api._array([{"b64": "not base64!"}], "text", tf.string.as_datatype_enum)
+
+
+def test_rest_api_answers_like_grpc(server, models):
+    """TF Serving's REST routes: status, metadata, :predict in row and columnar format
+    (strings and b64), :classify, :regress, and errors as {"error"} with TF Serving's
+    HTTP codes; every number equal to the gRPC answer."""
+    assert rest(server, "/albert") == (200, {"model_version_status": [
+        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
+    status, metadata = rest(server, "/albert/labels/stable/metadata")
+    assert status == 200 and metadata["model_spec"]["version"] == "1"
+    assert {"serving_default", "encode", "mlm", "sop"} <= set(metadata["metadata"]["signature_def"]["signature_def"])
+
+    predict, _, channel = stubs(server.address)
+    texts = ["Hello world.", "ALBERT shares parameters."]
+    expected = predict.Predict(predict_request({"text": np.array(texts, object)}), timeout=30)
+    pooled = tf.make_ndarray(expected.outputs["pooled_output"])
+    status, rows = rest(server, "/albert:predict", {"instances": [{"text": t} for t in texts]})
+    assert status == 200 and len(rows["predictions"]) == 2
+    np.testing.assert_allclose([row["pooled_output"] for row in rows["predictions"]], pooled, atol=1e-6)
+    assert [len(row["input_mask"]) for row in rows["predictions"]] == \
+        [len(row) for row in tf.make_ndarray(expected.outputs["input_mask"])]
+    b64 = [{"text": {"b64": base64.b64encode(t.encode()).decode()}} for t in texts]
+    status, from_b64 = rest(server, "/albert/versions/1:predict", {"instances": b64})
+    np.testing.assert_allclose([row["pooled_output"] for row in from_b64["predictions"]], pooled, atol=1e-6)
+
+    inputs = ids_inputs(models["config"], batch=2, seq=7, seed=4)
+    expected = predict.Predict(predict_request(inputs, signature="encode"), timeout=30)
+    status, columns = rest(server, "/albert:predict",
+                           {"signature_name": "encode", "inputs": {k: v.tolist() for k, v in inputs.items()}})
+    assert status == 200 and set(columns["outputs"]) == set(expected.outputs)
+    np.testing.assert_allclose(columns["outputs"]["sequence_output"],
+                               tf.make_ndarray(expected.outputs["sequence_output"]), atol=1e-6)
+    channel.close()
+
+    examples = [tf.train.Example.FromString(e) for e in warmup._serialized_examples(inputs)]
+    json_examples = [{name: list(feature.int64_list.value) for name, feature in e.features.feature.items()}
+                     for e in examples]
+    status, classified = rest(server, "/cls:classify", {"signature_name": "classify", "examples": json_examples})
+    probabilities = tf.nn.softmax(models["cls"].predict_on_batch(inputs)["logits"]).numpy()
+    assert status == 200 and [[label for label, _ in row] for row in classified["results"]] == [["0", "1", "2"]] * 2
+    np.testing.assert_allclose([[score for _, score in row] for row in classified["results"]], probabilities, atol=1e-5)
+    status, regressed = rest(server, "/reg:regress", {"signature_name": "regress", "examples": json_examples})
+    np.testing.assert_allclose(regressed["results"], models["reg"].predict_on_batch(inputs)["logits"][:, 0], atol=1e-5)
+
+    assert rest(server, "/nope") == (404, {"error": "Could not find any versions of model nope"})  # GetModelStatus
+    assert rest(server, "/nope:predict", {"instances": ["x"]}) == \
+        (404, {"error": "Servable not found for request: Latest(nope)"})
+    status, error = rest(server, "/albert/versions/9:predict", {"instances": ["x"]})
+    assert status == 404 and "Specific(albert, 9)" in error["error"]
+    for body, message in (
+            (b"{not json", "JSON Parse error"),
+            ({"instances": ["x"], "inputs": ["x"]}, 'exactly one of "instances" (row format) or "inputs"'),
+            ({"signature_name": "nope", "instances": ["x"]}, 'Serving signature key "nope" not found.'),
+            ({"instances": [{"txet": "x"}]}, "Sent extra: {txet}. Missing but required: {text}."),
+            ({"signature_name": "encode", "instances": [1, 2]}, '"instances" holds bare values'),
+            ({"signature_name": "encode", "inputs": {"input_word_ids": [[1, "a"]]}}, "not a rectangular array of int32")):
+        status, error = rest(server, "/albert:predict", body)
+        assert status == 400 and message in error["error"], (body, status, error)
 
 
 # ----------------------------------------------------------------- the status-code table

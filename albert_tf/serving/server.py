@@ -24,6 +24,7 @@ from tensorflow_serving.apis import status_pb2
 from albert_tf.serving import servables
 from albert_tf.serving.batching import Batcher
 from albert_tf.serving.manager import ModelManager
+from albert_tf.serving.rest import RestApi
 from albert_tf.serving.tensors import ServingError, invalid_argument
 
 MAX_MESSAGE_BYTES = 2**31 - 1  # TF Serving: builder.SetMaxMessageSize(INT32_MAX)
@@ -46,6 +47,7 @@ class ServerOptions:
     allow_version_labels_for_unavailable_models: bool = False
     enable_serialization_as_tensor_content: bool = False
     grpc_socket_path: str = None  # also serve on this UNIX socket
+    rest_api_port: int = 0  # TF Serving's REST API on this port; 0 = off
 
 
 def _serve(context, call):
@@ -135,7 +137,8 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 class ModelServer:
     """albert-serve in-process: `start()` loads the models, then binds the port.
 
-    Attributes after start: `port` (the bound port), `manager`, `batcher` (or None).
+    Attributes after start: `port` (the bound gRPC port), `rest_port` (the REST port, or
+    None when REST is off), `manager`, `batcher` (or None).
     """
 
     def __init__(self, options, log=print):
@@ -154,7 +157,9 @@ class ModelServer:
         self.batcher = Batcher(options.batching, self._run_unbatched) if options.batching else None
         self.manager.run = self.run
         self._grpc = None
+        self._rest = None
         self.port = None
+        self.rest_port = None
         self._stopped = threading.Event()
 
     @staticmethod
@@ -189,6 +194,10 @@ class ModelServer:
                 raise OSError(f"cannot bind gRPC to unix:{self.options.grpc_socket_path}")
         self._grpc.start()
         self.log(f"albert-serve: gRPC on {self.options.host}:{self.port} serving {', '.join(self.manager.model_names())}")
+        if self.options.rest_api_port:
+            self._rest = RestApi(self).serve(self.options.host, self.options.rest_api_port)
+            self.rest_port = self._rest.server_address[1]
+            self.log(f"albert-serve: REST on http://{self.options.host}:{self.rest_port}/v1/models/<name>")
         return self
 
     def wait(self):
@@ -196,7 +205,10 @@ class ModelServer:
         self._stopped.wait()
 
     def stop(self, grace=5.0):
-        """Finishes in-flight RPCs (up to `grace` s), then stops polling and batching."""
+        """Stops REST, finishes in-flight RPCs (up to `grace` s), then stops polling and batching."""
+        if self._rest is not None:
+            self._rest.shutdown()
+            self._rest.server_close()
         if self._grpc is not None:
             self._grpc.stop(grace).wait()
         self.manager.stop()

@@ -1,0 +1,330 @@
+"""TF Serving's REST API (`--rest_api_port`) over the same models as the gRPC server.
+
+Routes, as `tensorflow_model_server` serves them:
+
+    GET  /v1/models/<name>[/versions/<n>|/labels/<l>]            model status
+    GET  /v1/models/<name>[/versions/<n>|/labels/<l>]/metadata   signature defs
+    POST /v1/models/<name>[/versions/<n>|/labels/<l>]:predict    {"instances": [...]} or {"inputs": ...}
+    POST /v1/models/<name>[/versions/<n>|/labels/<l>]:classify   {"examples": [{feature: value}]}
+    POST /v1/models/<name>[/versions/<n>|/labels/<l>]:regress    the same
+
+Each request becomes the gRPC request proto and goes through the gRPC server's code
+(`servables.predict`, `classify`, `regress`, the manager's status and resolution), so the
+checks, status codes and messages are the gRPC ones. This module only maps JSON to protos
+and back, and gRPC status codes to HTTP ones. Errors answer `{"error": "<message>"}`.
+Strings travel as JSON strings; binary values as `{"b64": "..."}`, and outputs whose alias
+ends in `_bytes` are returned that way.
+"""
+
+import base64
+import http.server
+import json
+import re
+import threading
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow.core.example import example_pb2, feature_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_pb2,
+    predict_pb2,
+    regression_pb2,
+)
+
+from albert_tf.serving import servables
+from albert_tf.serving.tensors import ServingError, invalid_argument, to_tensor_proto
+
+_ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
+                    r"(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[a-zA-Z0-9_]+))?"
+                    r"(?:(?P<metadata>/metadata)|:(?P<method>predict|classify|regress))?$")
+
+# tensorflow_serving/model_servers/http_server.cc, ToHTTPStatusCode.
+_HTTP_STATUS = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.FAILED_PRECONDITION: 400, grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.DEADLINE_EXCEEDED: 504, grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.UNIMPLEMENTED: 501, grpc.StatusCode.CANCELLED: 499,
+}
+
+
+def http_status(code):
+    """The HTTP status (int) TF Serving's REST API gives for a gRPC status code (500 if unlisted)."""
+    return _HTTP_STATUS.get(code, 500)
+
+
+def _model_spec(match):
+    spec = model_pb2.ModelSpec(name=match["name"])
+    if match["version"] is not None:
+        spec.version.value = int(match["version"])
+    elif match["label"] is not None:
+        spec.version_label = match["label"]
+    return spec
+
+
+# ----------------------------------------------------------------- JSON → numpy / tf.Example
+def _decode_strings(value, alias):
+    """Nested lists of str / {"b64": str} → the same nesting of bytes."""
+    if isinstance(value, list):
+        return [_decode_strings(v, alias) for v in value]
+    if isinstance(value, dict):
+        if set(value) != {"b64"} or not isinstance(value["b64"], str):
+            raise invalid_argument(f"JSON object for input {alias}: only {{\"b64\": \"...\"}} is accepted")
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except ValueError:
+            raise invalid_argument(f"input {alias}: invalid base64 in {{\"b64\": ...}}") from None
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise invalid_argument(f"input {alias} is a string tensor; got a JSON {type(value).__name__}")
+
+
+def _array(value, alias, dtype_enum):
+    """A JSON value → numpy array of the signature input's dtype (INVALID_ARGUMENT if it cannot be).
+
+    `dtype_enum` None (an alias the signature does not have) keeps the JSON's own type, so
+    that the Predict checks answer with TF Serving's "alias not found" message.
+    """
+    if dtype_enum is None:
+        flat = np.array(value, dtype=object).reshape(-1)
+        is_text = any(isinstance(v, (str, dict)) for v in flat)
+        dtype = tf.string if is_text else tf.as_dtype(np.array(value).dtype)
+    else:
+        dtype = tf.dtypes.as_dtype(dtype_enum)
+    if dtype == tf.string:
+        array = np.array(_decode_strings(value, alias), dtype=object)
+        if any(not isinstance(v, bytes) for v in array.reshape(-1)):
+            raise invalid_argument(f"input {alias}: the JSON value is not a rectangular array of strings")
+        return array
+    try:
+        return np.array(value, dtype=dtype.as_numpy_dtype)
+    except (TypeError, ValueError, OverflowError):
+        raise invalid_argument(f"input {alias}: the JSON value is not a rectangular array of {dtype.name}") from None
+
+
+def _is_named_row(row):
+    return isinstance(row, dict) and set(row) != {"b64"}
+
+
+def _predict_inputs(body, signature):
+    """{alias: numpy} from a :predict body in row ("instances") or columnar ("inputs") format,
+    and whether it was row format."""
+    if ("instances" in body) == ("inputs" in body):
+        raise invalid_argument('The request must have exactly one of "instances" (row format) or "inputs" '
+                               "(columnar format)")
+    dtypes = {alias: info.dtype for alias, info in signature.inputs.items()}
+    if "inputs" in body:
+        columns = body["inputs"]
+        if not _is_named_row(columns):
+            if len(dtypes) != 1:
+                raise invalid_argument(f'"inputs" holds a bare value, so the signature must have one input; it has '
+                                       f"{sorted(dtypes)}: send an object {{alias: value}}")
+            columns = {next(iter(dtypes)): columns}
+        return {alias: _array(value, alias, dtypes.get(alias)) for alias, value in columns.items()}, False
+    rows = body["instances"]
+    if not isinstance(rows, list) or not rows:
+        raise invalid_argument('"instances" must be a non-empty list')
+    named = [_is_named_row(row) for row in rows]
+    if not any(named):
+        if len(dtypes) != 1:
+            raise invalid_argument('"instances" holds bare values, so the signature must have one input; it has '
+                                   f"{sorted(dtypes)}: send objects {{alias: value}}")
+        alias = next(iter(dtypes))
+        return {alias: _array(rows, alias, dtypes[alias])}, True
+    aliases = set(rows[0]) if all(named) else None
+    if aliases is None or any(set(row) != aliases for row in rows):
+        raise invalid_argument('every row of "instances" must be an object with the same inputs')
+    return {alias: _array([row[alias] for row in rows], alias, dtypes.get(alias)) for alias in sorted(aliases)}, True
+
+
+def _feature(value, name):
+    """A JSON feature value (scalar or list of str / {"b64"} / int / float) → tf.train.Feature."""
+    values = value if isinstance(value, list) else [value]
+    if all(isinstance(v, (str, dict)) for v in values):
+        return feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=_decode_strings(values, name)))
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=values))
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return feature_pb2.Feature(float_list=feature_pb2.FloatList(value=values))
+    raise invalid_argument(f"feature {name}: values must all be strings, all integers or all numbers")
+
+
+def _example(features):
+    if not isinstance(features, dict):
+        raise invalid_argument("each of \"examples\" (and \"context\") must be an object {feature: value}")
+    return example_pb2.Example(features=feature_pb2.Features(
+        feature={name: _feature(value, name) for name, value in features.items()}))
+
+
+def _example_request(request, body):
+    examples = body.get("examples")
+    if not isinstance(examples, list):
+        raise invalid_argument('The request must have "examples", a list of objects {feature: value}')
+    if "context" in body:
+        request.input.example_list_with_context.context.CopyFrom(_example(body["context"]))
+        request.input.example_list_with_context.examples.extend(_example(e) for e in examples)
+    else:
+        request.input.example_list.examples.extend(_example(e) for e in examples)
+    return request
+
+
+def _signature_name(body):
+    name = body.get("signature_name", "")
+    if not isinstance(name, str):
+        raise invalid_argument('"signature_name" must be a string')
+    return name
+
+
+# ----------------------------------------------------------------- numpy → JSON
+def _json_value(array, alias):
+    """numpy → nested lists for JSON; strings as str, `_bytes` outputs and non-UTF-8 as {"b64"}."""
+    if array.dtype != object and array.dtype.kind != "S":
+        return array.tolist()
+
+    def convert(value):
+        if isinstance(value, list):
+            return [convert(v) for v in value]
+        if not alias.endswith("_bytes"):
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        return {"b64": base64.b64encode(value).decode("ascii")}
+
+    return convert(array.tolist())
+
+
+def _predict_json(response, row_format):
+    outputs = {alias: tf.make_ndarray(proto) for alias, proto in response.outputs.items()}
+    if not row_format:
+        if len(outputs) == 1:
+            ((alias, value),) = outputs.items()
+            return {"outputs": _json_value(value, alias)}
+        return {"outputs": {alias: _json_value(value, alias) for alias, value in outputs.items()}}
+    rows = {value.shape[0] if value.ndim else None for value in outputs.values()}
+    if len(rows) != 1 or None in rows:
+        raise invalid_argument("the outputs do not share their 0th dimension, so they cannot be returned as rows; "
+                               'send "inputs" (columnar format) instead')
+    if len(outputs) == 1:
+        ((alias, value),) = outputs.items()
+        return {"predictions": _json_value(value, alias)}
+    columns = {alias: _json_value(value, alias) for alias, value in outputs.items()}
+    return {"predictions": [{alias: column[i] for alias, column in columns.items()} for i in range(rows.pop())]}
+
+
+class RestApi:
+    """The REST routes over a ModelServer (its manager, and its run for batching).
+
+    `handle(method, path, body)` takes the HTTP method ("GET"/"POST"), the path and the
+    body (bytes) and returns (HTTP status int, JSON-able dict); `serve` binds it to a port.
+    """
+
+    def __init__(self, model_server):
+        self.model_server = model_server
+
+    def handle(self, method, path, body):
+        """Serves one REST request; returns (status, response dict). Never raises."""
+        try:
+            return 200, self._route(method, path, body)
+        except ServingError as e:
+            return http_status(e.code), {"error": e.message}
+        except Exception as e:  # noqa: BLE001 - an unexpected failure must not kill the server
+            return 500, {"error": f"{type(e).__name__}: {e}"}
+
+    def _route(self, method, path, body):
+        match = _ROUTE.match(path.split("?", 1)[0])
+        if match is None:
+            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {path}")
+        spec = _model_spec(match)
+        if method == "GET" and match["method"] is None:
+            return self._metadata(spec) if match["metadata"] else self._status(spec)
+        if method == "POST" and match["method"] is not None:
+            try:
+                parsed = json.loads(body or b"{}")
+            except (ValueError, UnicodeDecodeError) as e:
+                raise invalid_argument(f"JSON Parse error: {e}") from None
+            if not isinstance(parsed, dict):
+                raise invalid_argument("The request body must be a JSON object")
+            return getattr(self, f"_{match['method']}")(spec, parsed)
+        raise ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {path}")
+
+    def _status(self, spec):
+        response = get_model_status_pb2.GetModelStatusResponse(
+            model_version_status=self.model_server.manager.status(spec))
+        return json_format.MessageToDict(response, preserving_proto_field_name=True,
+                                         always_print_fields_with_no_presence=True)
+
+    def _metadata(self, spec):
+        version = self.model_server.manager.resolve(spec)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for name, signature in version.all_signature_defs.items():
+            signature_map.signature_def[name].CopyFrom(signature)
+        return {"model_spec": {"name": spec.name, "signature_name": "", "version": str(version.version)},
+                "metadata": {"signature_def": json_format.MessageToDict(signature_map,
+                                                                        preserving_proto_field_name=True)}}
+
+    def _predict(self, spec, body):
+        version = self.model_server.manager.resolve(spec)
+        signature_name = _signature_name(body)
+        _, signature = servables.signature_for(version, signature_name)
+        inputs, row_format = _predict_inputs(body, signature)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.CopyFrom(spec)
+        request.model_spec.signature_name = signature_name
+        for alias, value in inputs.items():
+            request.inputs[alias].CopyFrom(to_tensor_proto(value))
+        response = servables.predict(lambda _: version, request, run=self.model_server.run)
+        return _predict_json(response, row_format)
+
+    def _with_examples(self, request, spec, body):
+        request.model_spec.CopyFrom(spec)
+        request.model_spec.signature_name = _signature_name(body)
+        return _example_request(request, body)
+
+    def _classify(self, spec, body):
+        request = self._with_examples(classification_pb2.ClassificationRequest(), spec, body)
+        response = servables.classify(self.model_server.manager.resolve, request, run=self.model_server.run)
+        return {"results": [[[c.label, c.score] for c in row.classes]
+                            for row in response.result.classifications]}
+
+    def _regress(self, spec, body):
+        request = self._with_examples(regression_pb2.RegressionRequest(), spec, body)
+        response = servables.regress(self.model_server.manager.resolve, request, run=self.model_server.run)
+        return {"results": [r.value for r in response.result.regressions]}
+
+    def serve(self, host, port):
+        """Binds an HTTP server on host:port (0 = a free port) in a daemon thread; returns it
+        (`server_address[1]` is the bound port, `shutdown()` + `server_close()` stop it)."""
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self, method):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, payload = api.handle(method, self.path, body)
+                data = json.dumps(payload).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):  # noqa: N802 - http.server's method name
+                self._answer("GET")
+
+            def do_POST(self):  # noqa: N802
+                self._answer("POST")
+
+            def log_message(self, *args):  # no access log on stderr
+                pass
+
+        server = http.server.ThreadingHTTPServer((host, port), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, name="albert-serve-rest", daemon=True).start()
+        return server
