@@ -247,8 +247,14 @@ def test_rest_json_mapping_of_strings_and_status_codes():
              grpc.StatusCode.UNIMPLEMENTED: 501, grpc.StatusCode.CANCELLED: 499, grpc.StatusCode.INTERNAL: 500,
              grpc.StatusCode.UNKNOWN: 500, grpc.StatusCode.DATA_LOSS: 500}
     assert {code: rest_api.http_status(code) for code in codes} == codes
-    with pytest.raises(ServingError, match="invalid base64"):
-        rest_api._array([{"b64": "not base64!"}], "text", tf.string.as_datatype_enum)
+    int32, string = tf.int32.as_datatype_enum, tf.string.as_datatype_enum
+    for value, dtype, message in (([{"b64": "not base64!"}], string, "invalid base64"),
+                                  ([1.5], int32, "not a rectangular array of int32"),  # no silent truncation
+                                  (["1"], int32, "not a rectangular array of int32"),  # no parsing of strings
+                                  ([[1], [1, 2]], int32, "not a rectangular array"),
+                                  ([1, "a"], string, "is a string tensor; got a JSON int")):
+        with pytest.raises(ServingError, match=message):
+            rest_api._array(value, "text", dtype)
 
 
 def test_rest_api_answers_like_grpc(server, models):

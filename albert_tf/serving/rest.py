@@ -89,21 +89,22 @@ def _array(value, alias, dtype_enum):
     `dtype_enum` None (an alias the signature does not have) keeps the JSON's own type, so
     that the Predict checks answer with TF Serving's "alias not found" message.
     """
-    if dtype_enum is None:
-        flat = np.array(value, dtype=object).reshape(-1)
-        is_text = any(isinstance(v, (str, dict)) for v in flat)
-        dtype = tf.string if is_text else tf.as_dtype(np.array(value).dtype)
-    else:
-        dtype = tf.dtypes.as_dtype(dtype_enum)
+    try:
+        raw = np.array(value)  # what JSON sent: ints, floats, bools, or str / b64 objects
+    except ValueError:
+        raise invalid_argument(f"input {alias}: the JSON value is not a rectangular array") from None
+    is_text = raw.dtype.kind in "UO"
+    dtype = tf.dtypes.as_dtype(dtype_enum) if dtype_enum is not None else tf.string if is_text else tf.as_dtype(raw.dtype)
     if dtype == tf.string:
         array = np.array(_decode_strings(value, alias), dtype=object)
-        if any(not isinstance(v, bytes) for v in array.reshape(-1)):
+        if array.shape != raw.shape or any(not isinstance(v, bytes) for v in array.reshape(-1)):
             raise invalid_argument(f"input {alias}: the JSON value is not a rectangular array of strings")
         return array
-    try:
-        return np.array(value, dtype=dtype.as_numpy_dtype)
-    except (TypeError, ValueError, OverflowError):
-        raise invalid_argument(f"input {alias}: the JSON value is not a rectangular array of {dtype.name}") from None
+    target = np.dtype(dtype.as_numpy_dtype)
+    allowed = {"b": "b", "i": "iu", "u": "iu"}.get(target.kind, "iuf")  # no silent float → int or str → number
+    if raw.size and raw.dtype.kind not in allowed:
+        raise invalid_argument(f"input {alias}: the JSON value is not a rectangular array of {dtype.name}")
+    return raw.astype(target)
 
 
 def _is_named_row(row):
