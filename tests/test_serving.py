@@ -7,6 +7,7 @@ The `server` fixture runs each test against the embedded server and against the 
 
 import concurrent.futures
 import base64
+import http.client
 import json
 import os
 import shutil
@@ -298,6 +299,14 @@ def test_rest_api_answers_like_grpc(server, models):
     np.testing.assert_allclose([[score for _, score in row] for row in classified["results"]], probabilities, atol=1e-5)
     status, regressed = rest(server, "/reg:regress", {"signature_name": "regress", "examples": json_examples})
     np.testing.assert_allclose(regressed["results"], models["reg"].predict_on_batch(inputs)["logits"][:, 0], atol=1e-5)
+
+    connection = http.client.HTTPConnection("127.0.0.1", int(server.rest_url.split(":")[2].split("/")[0]), timeout=30)
+    connection.request("POST", "/v1/models/albert:predict", body=iter([b'{"instances": [{"text": "Hello', b' world."}]}']),
+                       encode_chunked=True)  # a body without Content-Length, as streaming clients send it
+    chunked = connection.getresponse()
+    assert chunked.status == 200
+    np.testing.assert_allclose(json.loads(chunked.read())["predictions"][0]["pooled_output"], pooled[0], atol=1e-6)
+    connection.close()
 
     assert rest(server, "/nope") == (404, {"error": "Could not find any versions of model nope"})  # GetModelStatus
     assert rest(server, "/nope:predict", {"instances": ["x"]}) == \

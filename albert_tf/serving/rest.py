@@ -305,10 +305,28 @@ class RestApi:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def _answer(self, method):
+            def _body(self):
+                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                    chunks = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            while self.rfile.readline().strip():  # trailer lines, then the blank line
+                                pass
+                            return b"".join(chunks)
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()  # the CRLF after each chunk
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                status, payload = api.handle(method, self.path, body)
+                return self.rfile.read(length) if length else b""
+
+            def _answer(self, method):
+                try:
+                    body = self._body()
+                except ValueError:
+                    status, payload = 400, {"error": "Malformed HTTP body (bad Content-Length or chunk size)"}
+                    self.close_connection = True
+                else:
+                    status, payload = api.handle(method, self.path, body)
                 data = json.dumps(payload).encode("utf-8")
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
