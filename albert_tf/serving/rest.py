@@ -45,7 +45,6 @@ _ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
 
 # tensorflow_serving/model_servers/http_server.cc, ToHTTPStatusCode.
 _HTTP_STATUS = {
-    grpc.StatusCode.OK: 200,
     grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.FAILED_PRECONDITION: 400, grpc.StatusCode.OUT_OF_RANGE: 400,
     grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.DEADLINE_EXCEEDED: 504, grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
     grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.UNIMPLEMENTED: 501, grpc.StatusCode.CANCELLED: 499,
@@ -260,11 +259,12 @@ class RestApi:
                                          always_print_fields_with_no_presence=True)
 
     def _metadata(self, spec):
-        version = self.model_server.manager.resolve(spec)
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        request.model_spec.CopyFrom(spec)
+        response = servables.model_metadata(self.model_server.manager.resolve, request)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
-        for name, signature in version.all_signature_defs.items():
-            signature_map.signature_def[name].CopyFrom(signature)
-        return {"model_spec": {"name": spec.name, "signature_name": "", "version": str(version.version)},
+        response.metadata["signature_def"].Unpack(signature_map)
+        return {"model_spec": {"name": spec.name, "signature_name": "", "version": str(response.model_spec.version.value)},
                 "metadata": {"signature_def": json_format.MessageToDict(signature_map,
                                                                         preserving_proto_field_name=True)}}
 

@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
-from tensorflow_serving.apis import classification_pb2, predict_pb2, regression_pb2
+from tensorflow_serving.apis import classification_pb2, get_model_metadata_pb2, predict_pb2, regression_pb2
 
 from albert_tf.serving.tensors import (
     ServingError,
@@ -228,4 +228,28 @@ def regress(resolve, request, run=None):
     for value in np.asarray(outputs["outputs"]).reshape(-1):
         response.result.regressions.add(value=float(value))
     response_model_spec(response.model_spec, request.model_spec, version, name)
+    return response
+
+
+def model_metadata(resolve, request):
+    """Serves a GetModelMetadataRequest (only the "signature_def" field, as TF Serving).
+
+    Returns a GetModelMetadataResponse whose metadata["signature_def"] packs a
+    SignatureDefMap of every signature of the resolved version. Raises ServingError.
+    """
+    if not request.HasField("model_spec"):
+        raise invalid_argument("Missing ModelSpec")
+    if not request.metadata_field:
+        raise invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")
+    for field in request.metadata_field:
+        if field != "signature_def":
+            raise invalid_argument(f"Metadata field {field} is not supported")
+    version = resolve(request.model_spec)
+    response = get_model_metadata_pb2.GetModelMetadataResponse()
+    response.model_spec.name = request.model_spec.name
+    response.model_spec.version.value = version.version
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    for name, signature in version.all_signature_defs.items():
+        signature_map.signature_def[name].CopyFrom(signature)
+    response.metadata["signature_def"].Pack(signature_map)
     return response

@@ -13,7 +13,6 @@ import threading
 
 import grpc
 from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
     get_model_status_pb2,
     model_management_pb2,
     model_service_pb2_grpc,
@@ -84,25 +83,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return _serve(context, lambda: servables.regress(server.manager.resolve, request, run=server.run))
 
     def GetModelMetadata(self, request, context):  # noqa: N802
-        return _serve(context, lambda: self._metadata(request))
-
-    def _metadata(self, request):
-        if not request.HasField("model_spec"):
-            raise invalid_argument("Missing ModelSpec")
-        if not request.metadata_field:
-            raise invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")
-        for field in request.metadata_field:
-            if field != "signature_def":
-                raise invalid_argument(f"Metadata field {field} is not supported")
-        version = self.model_server.manager.resolve(request.model_spec)
-        response = get_model_metadata_pb2.GetModelMetadataResponse()
-        response.model_spec.name = request.model_spec.name
-        response.model_spec.version.value = version.version
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        for name, signature in version.all_signature_defs.items():
-            signature_map.signature_def[name].CopyFrom(signature)
-        response.metadata["signature_def"].Pack(signature_map)
-        return response
+        return _serve(context, lambda: servables.model_metadata(self.model_server.manager.resolve, request))
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
