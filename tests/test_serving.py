@@ -301,11 +301,13 @@ def test_rest_api_answers_like_grpc(server, models):
     np.testing.assert_allclose(regressed["results"], models["reg"].predict_on_batch(inputs)["logits"][:, 0], atol=1e-5)
 
     connection = http.client.HTTPConnection("127.0.0.1", int(server.rest_url.split(":")[2].split("/")[0]), timeout=30)
-    connection.request("POST", "/v1/models/albert:predict", body=iter([b'{"instances": [{"text": "Hello', b' world."}]}']),
+    body = json.dumps({"instances": [{"text": t} for t in texts]}).encode()  # the batch `pooled` came from
+    connection.request("POST", "/v1/models/albert:predict", body=iter([body[:20], body[20:]]),
                        encode_chunked=True)  # a body without Content-Length, as streaming clients send it
     chunked = connection.getresponse()
     assert chunked.status == 200
-    np.testing.assert_allclose(json.loads(chunked.read())["predictions"][0]["pooled_output"], pooled[0], atol=1e-6)
+    np.testing.assert_allclose([row["pooled_output"] for row in json.loads(chunked.read())["predictions"]], pooled,
+                               atol=1e-6)
     connection.close()
 
     assert rest(server, "/nope") == (404, {"error": "Could not find any versions of model nope"})  # GetModelStatus
