@@ -25,6 +25,11 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("port", 8500, "gRPC port (0 picks a free one, printed on start).")
 flags.DEFINE_string("host", "127.0.0.1", "Interface to bind; 0.0.0.0 serves every interface (an explicit choice).")
 flags.DEFINE_integer("rest_api_port", 0, "Port of TF Serving's REST API (/v1/models/...); 0 = off.")
+flags.DEFINE_integer("rest_api_num_threads", 4 * (os.cpu_count() or 1), "REST requests run at once (4 x CPUs).")
+flags.DEFINE_integer("rest_api_timeout_in_ms", 30000, "A REST request with no answer by then gets 504.")
+flags.DEFINE_string("monitoring_config_file", None,
+                    "MonitoringConfig text proto; prometheus_config { enable: true } serves TF Serving's metrics on "
+                    "the REST port at /monitoring/prometheus/metrics (or its path).")
 flags.DEFINE_string("model_name", "default", "Name of the single model (with --model_base_path).")
 flags.DEFINE_string("model_base_path", None, "Directory holding the model's integer version directories.")
 flags.DEFINE_string("model_config_file", None, "ModelServerConfig text proto (overrides --model_name/base_path).")
@@ -47,8 +52,8 @@ flags.DEFINE_list("custom_op_modules", ["tensorflow_text"], "Python modules impo
 
 # tensorflow_model_server flags that albert-serve accepts and ignores, with a warning.
 IGNORED_TF_SERVING_FLAGS = (
-    "rest_api_num_threads", "rest_api_timeout_in_ms", "rest_api_enable_cors_support", "tensorflow_session_parallelism",
-    "platform_config_file", "ssl_config_file", "monitoring_config_file", "enable_profiler", "saved_model_tags",
+    "rest_api_enable_cors_support", "tensorflow_session_parallelism",
+    "platform_config_file", "ssl_config_file", "enable_profiler", "saved_model_tags",
     "grpc_channel_arguments", "per_process_gpu_memory_fraction", "num_load_threads",
     "num_unload_threads", "xla_cpu_compilation_enabled", "enable_signature_method_name_check",
     "enable_grpc_healthcheck_service", "use_alts_credentials", "prefer_tflite_model", "num_tflite_pools",
@@ -108,6 +113,18 @@ def main(argv):
         raise app.UsageError(f"--rest_api_port={FLAGS.rest_api_port} must differ from --port")
     if FLAGS.batching_parameters_file and not FLAGS.enable_batching:
         raise app.UsageError("--batching_parameters_file needs --enable_batching")
+    if FLAGS.rest_api_num_threads < 1 or FLAGS.rest_api_timeout_in_ms < 1:
+        raise app.UsageError("--rest_api_num_threads and --rest_api_timeout_in_ms must be at least 1")
+    from albert_tf.serving.monitoring import MonitoringConfigError, read_monitoring_config
+
+    try:
+        prometheus_path = read_monitoring_config(FLAGS.monitoring_config_file) if FLAGS.monitoring_config_file else None
+    except MonitoringConfigError as e:
+        log(f"albert-serve: {e}")
+        return 1
+    if prometheus_path and not FLAGS.rest_api_port:
+        raise app.UsageError("--monitoring_config_file enables Prometheus metrics, which are served on the REST port: "
+                             "give --rest_api_port too")
     import importlib
 
     import tensorflow as tf
@@ -144,6 +161,9 @@ def main(argv):
             enable_serialization_as_tensor_content=FLAGS.enable_serialization_as_tensor_content,
             grpc_socket_path=FLAGS.grpc_socket_path,
             rest_api_port=FLAGS.rest_api_port,
+            rest_api_num_threads=FLAGS.rest_api_num_threads,
+            rest_api_timeout_in_ms=FLAGS.rest_api_timeout_in_ms,
+            prometheus_path=prometheus_path,
         )
         server = ModelServer(options, log=log).start()
     except (ModelConfigError, BatchingConfigError) as e:

@@ -95,9 +95,12 @@ def server(request, models):
     config = write_config(models["root"] / f"models-{request.param}.config", models["base"],
                           labels={"albert": {"stable": 1}})
     rest_port = free_port()
+    monitoring = models["root"] / "monitoring.config"
+    monitoring.write_text('prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }\n')
     process = ServerProcess(request.param, [f"--model_config_file={config}", "--file_system_poll_wait_seconds=1",
-                                            f"--rest_api_port={rest_port}"])
+                                            f"--rest_api_port={rest_port}", f"--monitoring_config_file={monitoring}"])
     process.rest_url = f"http://127.0.0.1:{rest_port}/v1/models"
+    process.metrics_url = f"http://127.0.0.1:{rest_port}/monitoring/prometheus/metrics"
     yield process
     process.stop()
 
@@ -326,6 +329,56 @@ def test_rest_api_answers_like_grpc(server, models):
         assert status == 400 and message in error["error"], (body, status, error)
 
 
+def prometheus_samples(server):
+    """{metric line's name and labels: value} from the server's Prometheus page, and the page."""
+    with urllib.request.urlopen(server.metrics_url, timeout=30) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        page = response.read().decode("utf-8")
+    samples = {}
+    for line in page.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples, page
+
+
+def test_prometheus_metrics_count_requests(server, models):
+    """--monitoring_config_file: the REST port serves TF Serving's metrics; each gRPC and
+    REST request adds to request_count and request_latency under its model, API,
+    entrypoint and status, and the latency histogram's buckets are cumulative."""
+    before, page = prometheus_samples(server)
+    assert "# TYPE :tensorflow:serving:request_count counter" in page
+    assert "# TYPE :tensorflow:serving:request_latency histogram" in page
+    predict, _, channel = stubs(server.address)
+    text = {"text": np.array([b"metrics"], object)}
+    for _ in range(3):
+        predict.Predict(predict_request(text), timeout=30)
+    assert rpc_error(predict.Predict, predict_request(text, signature="nope"), timeout=30)[0] == Code.FAILED_PRECONDITION
+    channel.close()
+    for _ in range(2):
+        assert rest(server, "/albert:predict", {"instances": [{"text": "metrics"}]})[0] == 200
+    after, page = prometheus_samples(server)
+
+    def added(name):
+        return after.get(name, 0) - before.get(name, 0)
+
+    count = ":tensorflow:serving:request_count"
+    assert added(count + '{model_name="albert",status="OK"}') >= 3
+    assert added(count + '{model_name="albert",status="FAILED_PRECONDITION"}') == 1
+    if server.backend != "embedded":
+        return  # what TF Serving counts for REST, and its latency labels, differ between its versions
+    assert added(count + '{model_name="albert",status="OK"}') == 5
+    latency = ':tensorflow:serving:request_latency_{}{{model_name="albert",API="Predict",entrypoint="{}",status="OK"{}}}'
+    assert added(latency.format("count", "GRPC", "")) == 3 and added(latency.format("count", "REST", "")) == 2
+    buckets = [after[latency.format("bucket", "GRPC", f',le="{limit}"')]
+               for limit in [f"{10 * 1.8 ** i:.6g}" for i in range(33)] + ["+Inf"]]
+    assert buckets == sorted(buckets) and buckets[-1] == after[latency.format("count", "GRPC", "")]
+    assert buckets[0] == 0  # nothing answers within 10 µs
+    assert added(':tensorflow:serving:runtime_latency_count{model_name="albert",API="Predict",runtime="TF2"}') == 5
+    warmup_path = str(models["base"] / "albert" / "1")
+    assert after[f':tensorflow:serving:model_warmup_latency_count{{model_path="{warmup_path}",status="OK"}}'] == 1
+
+
 # ----------------------------------------------------------------- the status-code table
 def test_model_resolution_errors(server):
     predict, models_stub, channel = stubs(server.address)
@@ -459,7 +512,7 @@ def test_hot_swap_under_load_drops_no_request(models, tmp_path):
     base = tmp_path / "albert"
     shutil.copytree(models["base"] / "albert" / "1", base / "1")
     process = ServerProcess("embedded", [f"--model_base_path={base}", "--model_name=albert",
-                                         "--file_system_poll_wait_seconds=0.5", "--rest_api_timeout_in_ms=5000",
+                                         "--file_system_poll_wait_seconds=0.5", "--tensorflow_session_parallelism=0",
                                          "--enable_profiler=false"])  # TF Serving flags albert-serve ignores
     predict, _, channel = stubs(process.address)
     seen, failures, stop = [], [], threading.Event()
@@ -498,7 +551,7 @@ def test_hot_swap_under_load_drops_no_request(models, tmp_path):
     assert failures == []
     assert seen.count(2) > 0 and len(seen) > 20
     assert "version 2 available" in stderr and "unloaded version 1" in stderr
-    assert "--rest_api_timeout_in_ms=5000 is a tensorflow_model_server flag albert-serve ignores" in stderr
+    assert "--tensorflow_session_parallelism=0 is a tensorflow_model_server flag albert-serve ignores" in stderr
     assert "--enable_profiler=false is a tensorflow_model_server flag" in stderr
 
 

@@ -171,11 +171,15 @@ class Batcher:
     Args:
       params: BatchingParameters.
       run: the unbatched runner, (version, signature, inputs) → outputs.
+      metrics: a monitoring.Metrics that gets each request's time in the queue
+        (:tensorflow:serving:batching_session:queuing_latency, by thread_pool_name) and
+        counts the batches run (wrapped_run_count), or None.
     """
 
-    def __init__(self, params, run):
+    def __init__(self, params, run, metrics=None):
         self.params = params
         self._run = run
+        self.metrics = metrics
         self._queues = {}
         self._lock = threading.Lock()
         self.stopped = False
@@ -222,6 +226,11 @@ class Batcher:
 
     def execute(self, version, signature, tasks):
         """Merges tasks, runs them once, and hands each its rows."""
+        if self.metrics is not None:
+            now = time.monotonic()
+            for task in tasks:
+                self.metrics.observe("/tensorflow/serving/batching_session/queuing_latency",
+                                     (self.params.thread_pool_name,), int((now - task.arrived) * 1e6))
         try:
             merged = self._merge(tasks)
             rows = sum(t.size for t in tasks)
@@ -229,6 +238,8 @@ class Batcher:
             if target > rows:  # pad up to an allowed batch size with copies of the first row
                 merged = {k: np.concatenate([v, np.repeat(v[:1], target - rows, axis=0)]) for k, v in merged.items()}
             outputs = self._run(version, signature, merged)
+            if self.metrics is not None:
+                self.metrics.increment("/tensorflow/serving/batching_session/wrapped_run_count")
             self.batches_run += 1
             self.tasks_run += len(tasks)
             start = 0

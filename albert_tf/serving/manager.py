@@ -20,6 +20,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from albert_tf.export import layout
 from albert_tf.export.warmup import MAX_WARMUP_RECORDS, WARMUP_FILE, read_warmup_file
 from albert_tf.serving import servables
+from albert_tf.serving.monitoring import micros_since
 from albert_tf.serving.tensors import ServingError, invalid_argument, not_found
 
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -84,10 +85,13 @@ class ModelManager:
       run: the function warmup requests run through (the server's batcher), default the
         version's own run.
       log: progress lines (str).
+      metrics: a monitoring.Metrics that gets each completed warmup's time
+        (:tensorflow:serving:model_warmup_latency), or None.
     """
 
     def __init__(self, config, poll_wait_seconds=1.0, enable_warmup=True, warmup_iterations=1,
-                 max_load_retries=5, load_retry_interval=60.0, allow_labels_for_unavailable=False, log=print):
+                 max_load_retries=5, load_retry_interval=60.0, allow_labels_for_unavailable=False, log=print,
+                 metrics=None):
         self.poll_wait_seconds = poll_wait_seconds
         self.enable_warmup = enable_warmup
         self.warmup_iterations = max(1, warmup_iterations)
@@ -95,6 +99,7 @@ class ModelManager:
         self.load_retry_interval = load_retry_interval
         self.allow_labels_for_unavailable = allow_labels_for_unavailable
         self.log = log
+        self.metrics = metrics
         self.run = None
         self._lock = threading.RLock()
         self._reload_lock = threading.Lock()
@@ -259,6 +264,7 @@ class ModelManager:
         def resolve(_spec):
             return loaded
 
+        started = time.monotonic()
         for log in logs:
             kind = log.WhichOneof("log_type")
             for _ in range(self.warmup_iterations):
@@ -270,6 +276,8 @@ class ModelManager:
                     servables.regress(resolve, log.regress_log.request, run=self.run)
                 else:
                     raise ServingError(grpc.StatusCode.UNIMPLEMENTED, "Unsupported log_type for warmup: " + str(kind))
+        if self.metrics is not None:  # TF Serving records a warmup that read to the end, as "OK"
+            self.metrics.observe("/tensorflow/serving/model_warmup_latency", (loaded.path, "OK"), micros_since(started))
         return len(logs)
 
     def _unload_model(self, name):

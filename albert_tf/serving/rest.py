@@ -17,10 +17,12 @@ ends in `_bytes` are returned that way.
 """
 
 import base64
+import concurrent.futures
 import http.server
 import json
 import re
 import threading
+import time
 
 import grpc
 import numpy as np
@@ -172,6 +174,16 @@ def _example_request(request, body):
     return request
 
 
+def _json_object(body):
+    try:
+        parsed = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise invalid_argument(f"JSON Parse error: {e}") from None
+    if not isinstance(parsed, dict):
+        raise invalid_argument("The request body must be a JSON object")
+    return parsed
+
+
 def _signature_name(body):
     name = body.get("signature_name", "")
     if not isinstance(name, str):
@@ -220,7 +232,9 @@ class RestApi:
     """The REST routes over a ModelServer (its manager, and its run for batching).
 
     `handle(method, path, body)` takes the HTTP method ("GET"/"POST"), the path and the
-    body (bytes) and returns (HTTP status int, JSON-able dict); `serve` binds it to a port.
+    body (bytes) and returns (HTTP status int, JSON-able dict); RestServer binds it to a port.
+    `:predict`, `:classify` and `:regress` calls are counted in the server's metrics with
+    entrypoint "REST".
     """
 
     def __init__(self, model_server):
@@ -243,13 +257,17 @@ class RestApi:
         if method == "GET" and match["method"] is None:
             return self._metadata(spec) if match["metadata"] else self._status(spec)
         if method == "POST" and match["method"] is not None:
+            started, code = time.monotonic(), grpc.StatusCode.OK
             try:
-                parsed = json.loads(body or b"{}")
-            except (ValueError, UnicodeDecodeError) as e:
-                raise invalid_argument(f"JSON Parse error: {e}") from None
-            if not isinstance(parsed, dict):
-                raise invalid_argument("The request body must be a JSON object")
-            return getattr(self, f"_{match['method']}")(spec, parsed)
+                return getattr(self, f"_{match['method']}")(spec, _json_object(body))
+            except ServingError as e:
+                code = e.code
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                raise
+            finally:
+                self.model_server.record_request(spec.name, match["method"].capitalize(), "REST", code, started)
         raise ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {path}")
 
     def _status(self, spec):
@@ -278,7 +296,7 @@ class RestApi:
         request.model_spec.signature_name = signature_name
         for alias, value in inputs.items():
             request.inputs[alias].CopyFrom(to_tensor_proto(value))
-        response = servables.predict(lambda _: version, request, run=self.model_server.run)
+        response = servables.predict(lambda _: version, request, run=self.model_server.runner("Predict"))
         return _predict_json(response, row_format)
 
     def _with_examples(self, request, spec, body):
@@ -288,62 +306,142 @@ class RestApi:
 
     def _classify(self, spec, body):
         request = self._with_examples(classification_pb2.ClassificationRequest(), spec, body)
-        response = servables.classify(self.model_server.manager.resolve, request, run=self.model_server.run)
+        response = servables.classify(self.model_server.manager.resolve, request,
+                                      run=self.model_server.runner("Classify"))
         return {"results": [[[c.label, c.score] for c in row.classes]
                             for row in response.result.classifications]}
 
     def _regress(self, spec, body):
         request = self._with_examples(regression_pb2.RegressionRequest(), spec, body)
-        response = servables.regress(self.model_server.manager.resolve, request, run=self.model_server.run)
+        response = servables.regress(self.model_server.manager.resolve, request, run=self.model_server.runner("Regress"))
         return {"results": [r.value for r in response.result.regressions]}
 
-    def serve(self, host, port):
-        """Binds an HTTP server on host:port (0 = a free port) in a daemon thread; returns it
-        (`server_address[1]` is the bound port, `shutdown()` + `server_close()` stop it)."""
-        api = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+_STOPPING = "albert-serve is stopping; the request was not run"
 
-            def _body(self):
-                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                    chunks = []
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                        if size == 0:
-                            while self.rfile.readline().strip():  # trailer lines, then the blank line
-                                pass
-                            return b"".join(chunks)
-                        chunks.append(self.rfile.read(size))
-                        self.rfile.readline()  # the CRLF after each chunk
-                length = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(length) if length else b""
 
-            def _answer(self, method):
+class RestServer:
+    """TF Serving's REST port: HTTP/1.1 in front of a RestApi.
+
+    Requests run on `num_threads` workers (`--rest_api_num_threads`); one that has no
+    answer after `timeout_seconds` (`--rest_api_timeout_in_ms`) gets 504, and if it had
+    not started it never runs. With `prometheus_path`, a request to that path gets
+    `metrics_page()` as text/plain (`--monitoring_config_file`). `stop(grace)` refuses new
+    requests (503) and waits up to `grace` seconds for the ones in flight. `port` is the
+    bound port.
+    """
+
+    def __init__(self, api, host, port, num_threads, timeout_seconds, prometheus_path=None, metrics_page=None):
+        self.api, self.timeout_seconds = api, timeout_seconds
+        self.prometheus_path, self.metrics_page = prometheus_path, metrics_page
+        self._workers = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, num_threads),
+                                                              thread_name_prefix="albert-serve-rest")
+        self._in_flight, self._stopping = 0, False
+        self._idle = threading.Condition()
+        self._http = http.server.ThreadingHTTPServer((host, port), _handler_class(self))
+        self._http.daemon_threads = True
+        self.port = self._http.server_address[1]
+        threading.Thread(target=self._http.serve_forever, name="albert-serve-rest-accept", daemon=True).start()
+
+    def admit(self):
+        """Counts a request in flight; False (and not counted) once `stop` has begun."""
+        with self._idle:
+            if self._stopping:
+                return False
+            self._in_flight += 1
+            return True
+
+    def release(self):
+        """Ends a request `admit` counted, after its answer is written."""
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
+
+    @property
+    def stopping(self):
+        return self._stopping
+
+    def answer(self, method, path, body):
+        """One admitted HTTP request → (status int, content type, body bytes). Never raises."""
+        if self.prometheus_path is not None and path.split("?", 1)[0] == self.prometheus_path:
+            return 200, "text/plain", self.metrics_page().encode("utf-8")
+        future = self._workers.submit(self.api.handle, method, path, body)
+        try:
+            status, payload = future.result(timeout=self.timeout_seconds)
+        except concurrent.futures.TimeoutError:
+            future.cancel()  # a request still waiting for a worker is dropped
+            status, payload = 504, {"error": f"Deadline Exceeded: no answer within {self.timeout_seconds * 1000:g} ms "
+                                             "(--rest_api_timeout_in_ms)"}
+        return status, "application/json", json.dumps(payload).encode("utf-8")
+
+    def stop(self, grace):
+        """Refuses new requests, waits up to `grace` s for those in flight, closes the port.
+        Returns the number of requests still running when it gave up (0 normally)."""
+        with self._idle:
+            self._stopping = True
+        self._http.shutdown()
+        with self._idle:
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout=grace)
+            left = self._in_flight
+        self._http.server_close()
+        self._workers.shutdown(wait=False, cancel_futures=True)
+        return left
+
+
+def _handler_class(rest_server):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _body(self):
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                chunks = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline().strip():  # trailer lines, then the blank line
+                            pass
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()  # the CRLF after each chunk
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def _answer(self, method):
+            if not rest_server.admit():
+                self.close_connection = True
+                self._write(503, "application/json", json.dumps({"error": _STOPPING}).encode("utf-8"))
+                return
+            try:
                 try:
                     body = self._body()
                 except ValueError:
-                    status, payload = 400, {"error": "Malformed HTTP body (bad Content-Length or chunk size)"}
                     self.close_connection = True
+                    status, content_type = 400, "application/json"
+                    data = json.dumps({"error": "Malformed HTTP body (bad Content-Length or chunk size)"}).encode()
                 else:
-                    status, payload = api.handle(method, self.path, body)
-                data = json.dumps(payload).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                    status, content_type, data = rest_server.answer(method, self.path, body)
+                if rest_server.stopping:
+                    self.close_connection = True
+                self._write(status, content_type, data)
+            finally:
+                rest_server.release()
 
-            def do_GET(self):  # noqa: N802 - http.server's method name
-                self._answer("GET")
+        def _write(self, status, content_type, data):
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
 
-            def do_POST(self):  # noqa: N802
-                self._answer("POST")
+        def do_GET(self):  # noqa: N802 - http.server's method name
+            self._answer("GET")
 
-            def log_message(self, *args):  # no access log on stderr
-                pass
+        def do_POST(self):  # noqa: N802
+            self._answer("POST")
 
-        server = http.server.ThreadingHTTPServer((host, port), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, name="albert-serve-rest", daemon=True).start()
-        return server
+        def log_message(self, *args):  # no access log on stderr
+            pass
+
+    return Handler

@@ -10,6 +10,7 @@ import concurrent.futures
 import dataclasses
 import os
 import threading
+import time
 
 import grpc
 from tensorflow_serving.apis import (
@@ -23,7 +24,8 @@ from tensorflow_serving.apis import status_pb2
 from albert_tf.serving import servables
 from albert_tf.serving.batching import Batcher
 from albert_tf.serving.manager import ModelManager
-from albert_tf.serving.rest import RestApi
+from albert_tf.serving.monitoring import RUNTIME_LABEL, Metrics, micros_since
+from albert_tf.serving.rest import RestApi, RestServer
 from albert_tf.serving.tensors import ServingError, invalid_argument
 
 MAX_MESSAGE_BYTES = 2**31 - 1  # TF Serving: builder.SetMaxMessageSize(INT32_MAX)
@@ -47,19 +49,30 @@ class ServerOptions:
     enable_serialization_as_tensor_content: bool = False
     grpc_socket_path: str = None  # also serve on this UNIX socket
     rest_api_port: int = 0  # TF Serving's REST API on this port; 0 = off
+    rest_api_num_threads: int = 4 * (os.cpu_count() or 1)  # REST requests run at once
+    rest_api_timeout_in_ms: int = 30000  # a REST request with no answer by then gets 504
+    prometheus_path: str = None  # serve the metrics page at this REST path; None = off
 
 
-def _serve(context, call):
-    """Runs call() for an RPC: ServingErrors become the RPC status, nothing escapes."""
+def _serve(context, call, record=None):
+    """Runs call() for an RPC: ServingErrors become the RPC status, nothing escapes.
+    `record(code)`, if given, gets the RPC's final grpc.StatusCode before it returns."""
     remaining = context.time_remaining()
     if remaining is not None and remaining <= 0:
-        context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
-    try:
-        return call()
-    except ServingError as e:
-        error = e
-    except Exception as e:  # noqa: BLE001 - an unexpected failure must not kill the server
-        error = ServingError(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
+        error = ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+    else:
+        try:
+            response = call()
+        except ServingError as e:
+            error = e
+        except Exception as e:  # noqa: BLE001 - an unexpected failure must not kill the server
+            error = ServingError(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
+        else:
+            if record is not None:
+                record(grpc.StatusCode.OK)
+            return response
+    if record is not None:
+        record(error.code)
     context.abort(error.code, error.message)
 
 
@@ -69,18 +82,25 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, model_server):
         self.model_server = model_server
 
+    def _recorder(self, request, api):
+        started = time.monotonic()
+        return lambda code: self.model_server.record_request(request.model_spec.name, api, "GRPC", code, started)
+
     def Predict(self, request, context):  # noqa: N802 - gRPC method name
         server = self.model_server
         return _serve(context, lambda: servables.predict(
-            server.manager.resolve, request, run=server.run, tensor_content=server.options.enable_serialization_as_tensor_content))
+            server.manager.resolve, request, run=server.runner("Predict"),
+            tensor_content=server.options.enable_serialization_as_tensor_content), self._recorder(request, "Predict"))
 
     def Classify(self, request, context):  # noqa: N802
         server = self.model_server
-        return _serve(context, lambda: servables.classify(server.manager.resolve, request, run=server.run))
+        return _serve(context, lambda: servables.classify(server.manager.resolve, request, run=server.runner("Classify")),
+                      self._recorder(request, "Classify"))
 
     def Regress(self, request, context):  # noqa: N802
         server = self.model_server
-        return _serve(context, lambda: servables.regress(server.manager.resolve, request, run=server.run))
+        return _serve(context, lambda: servables.regress(server.manager.resolve, request, run=server.runner("Regress")),
+                      self._recorder(request, "Regress"))
 
     def GetModelMetadata(self, request, context):  # noqa: N802
         return _serve(context, lambda: servables.model_metadata(self.model_server.manager.resolve, request))
@@ -119,12 +139,14 @@ class ModelServer:
     """albert-serve in-process: `start()` loads the models, then binds the port.
 
     Attributes after start: `port` (the bound gRPC port), `rest_port` (the REST port, or
-    None when REST is off), `manager`, `batcher` (or None).
+    None when REST is off), `manager`, `batcher` (or None), `metrics` (monitoring.Metrics:
+    TF Serving's request, runtime, warmup and batching metrics).
     """
 
     def __init__(self, options, log=print):
         self.options = options
         self.log = log
+        self.metrics = Metrics()
         self.manager = ModelManager(
             options.model_config,
             poll_wait_seconds=options.file_system_poll_wait_seconds,
@@ -134,8 +156,9 @@ class ModelServer:
             load_retry_interval=options.load_retry_interval_seconds,
             allow_labels_for_unavailable=options.allow_version_labels_for_unavailable_models,
             log=log,
+            metrics=self.metrics,
         )
-        self.batcher = Batcher(options.batching, self._run_unbatched) if options.batching else None
+        self.batcher = Batcher(options.batching, self._run_unbatched, metrics=self.metrics) if options.batching else None
         self.manager.run = self.run
         self._grpc = None
         self._rest = None
@@ -152,6 +175,25 @@ class ModelServer:
         if self.batcher is not None:
             return self.batcher.run(version, signature, inputs)
         return version.run(signature, inputs)
+
+    def runner(self, api):
+        """`run` for one API ("Predict", "Classify", "Regress"): it also records the call's
+        time, batch queueing included, as :tensorflow:serving:runtime_latency."""
+        def run(version, signature, inputs):
+            started = time.monotonic()
+            try:
+                return self.run(version, signature, inputs)
+            finally:
+                self.metrics.observe("/tensorflow/serving/runtime_latency", (version.name, api, RUNTIME_LABEL),
+                                     micros_since(started))
+        return run
+
+    def record_request(self, model_name, api, entrypoint, code, started):
+        """Counts one finished request (`code` a grpc.StatusCode, `started` its time.monotonic())
+        in :tensorflow:serving:request_count and request_latency."""
+        self.metrics.increment("/tensorflow/serving/request_count", (model_name, code.name))
+        self.metrics.observe("/tensorflow/serving/request_latency", (model_name, api, entrypoint, code.name),
+                             micros_since(started))
 
     def start(self, max_wait_seconds=None):
         """Loads every model (blocking), then binds and starts gRPC. Raises on failure."""
@@ -176,9 +218,16 @@ class ModelServer:
         self._grpc.start()
         self.log(f"albert-serve: gRPC on {self.options.host}:{self.port} serving {', '.join(self.manager.model_names())}")
         if self.options.rest_api_port:
-            self._rest = RestApi(self).serve(self.options.host, self.options.rest_api_port)
-            self.rest_port = self._rest.server_address[1]
+            self._rest = RestServer(RestApi(self), self.options.host, self.options.rest_api_port,
+                                    num_threads=self.options.rest_api_num_threads,
+                                    timeout_seconds=self.options.rest_api_timeout_in_ms / 1000,
+                                    prometheus_path=self.options.prometheus_path,
+                                    metrics_page=self.metrics.prometheus_page)
+            self.rest_port = self._rest.port
             self.log(f"albert-serve: REST on http://{self.options.host}:{self.rest_port}/v1/models/<name>")
+            if self.options.prometheus_path:
+                self.log(f"albert-serve: Prometheus metrics on http://{self.options.host}:{self.rest_port}"
+                         f"{self.options.prometheus_path}")
         return self
 
     def wait(self):
@@ -186,12 +235,15 @@ class ModelServer:
         self._stopped.wait()
 
     def stop(self, grace=5.0):
-        """Stops REST, finishes in-flight RPCs (up to `grace` s), then stops polling and batching."""
+        """Refuses new gRPC and REST requests, lets those in flight finish (up to `grace` s),
+        then stops polling and batching."""
+        grpc_stopped = self._grpc.stop(grace) if self._grpc is not None else None
         if self._rest is not None:
-            self._rest.shutdown()
-            self._rest.server_close()
-        if self._grpc is not None:
-            self._grpc.stop(grace).wait()
+            left = self._rest.stop(grace)
+            if left:
+                self.log(f"albert-serve: {left} REST request(s) still running after the {grace} s grace period")
+        if grpc_stopped is not None:
+            grpc_stopped.wait()
         self.manager.stop()
         if self.batcher is not None:
             self.batcher.stop()
