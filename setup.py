@@ -38,6 +38,7 @@ setup(
         "grpcio==1.85.3",
         "absl-py==2.5.1",
         "numpy>=1.26,<3",
+        "orjson==3.13.0",  # albert-serve's REST answers: numpy arrays straight to JSON
     ],
     extras_require={
         "test": ["pytest==9.2.0", "pytest-xdist==3.8.0"],

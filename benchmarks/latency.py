@@ -11,11 +11,15 @@ at batch 32 × 128 tokens:
 - `savedmodel`: the albert-export SavedModel's `encode` signature, loaded in-process;
 - `grpc`: the same export behind albert-serve, called over loopback gRPC with the
   unmodified TF Serving stubs (`output_filter=["pooled_output"]`);
+- `rest`: the same albert-serve over its REST port (`:predict`, columnar JSON, one
+  kept-alive connection). TF Serving's REST API has no output filter, so the answer
+  carries every output of `encode`, `sequence_output` included, as JSON;
 - `tf-serving grpc`: the same behind the real tensorflow_model_server, when there is one
   ($TFS_MODEL_SERVER_BIN or on PATH; albert_tf.serving.process.model_server_binary).
 
-Each row gives N calls, the total time, mean, p50, p90 and p99 in ms, and the gRPC/
-SavedModel ratio (the serving overhead). All paths and variants of one shape are timed
+Each row gives N calls, the total time, mean, p50, p90 and p99 in ms, and the served/
+SavedModel ratio (the serving overhead: the row's own for served rows, albert-serve
+gRPC's for the in-process ones). All paths and variants of one shape are timed
 interleaved (`time_interleaved`), so the machine's drift does not bias the ratios. The
 same checkpoint is also exported as the
 --variants (`xla`: the model part compiled with XLA; `bfloat16`: `--precision=bfloat16`,
@@ -29,9 +33,11 @@ Reference figures from other runtimes on this machine class are in
 """
 
 import argparse
+import http.client
 import json
 import os
 import pathlib
+import socket
 import statistics
 import sys
 import time
@@ -156,6 +162,22 @@ def start_server(backend, model_dir, name, extra_args=()):
     return ModelServerProcess(backend, flags)
 
 
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def rest_predict(connection, name, body):
+    """One REST :predict on a kept-alive http.client connection; the parsed pooled_output."""
+    connection.request("POST", f"/v1/models/{name}:predict", body=body, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    if response.status != 200:
+        raise RuntimeError(f"REST :predict answered {response.status}: {answer}")
+    return answer["outputs"]["pooled_output"]
+
+
 def run(args):
     import grpc
     import tensorflow as tf
@@ -175,7 +197,9 @@ def run(args):
             if variant != "float32":
                 log(f"{name}: exporting the {variant} variant")
                 variants[variant] = tf.saved_model.load(export_variant(name, work, config, variant)).signatures["encode"]
-        servers = {"grpc": start_server("embedded", os.path.dirname(path), name)}
+        rest_port = free_port()
+        servers = {"grpc": start_server("embedded", os.path.dirname(path), name, [f"--rest_api_port={rest_port}"])}
+        rest = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=600)
         if model_server_binary():
             log(f"{name}: also timing tensorflow_model_server ({model_server_binary()})")
             servers["tf-serving grpc"] = start_server("binary", os.path.dirname(path), name)
@@ -193,24 +217,28 @@ def run(args):
                 for key, value in inputs.items():
                     request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
                 request.output_filter.append("pooled_output")
+                rest_body = json.dumps({"signature_name": "encode",
+                                        "inputs": {k: v.tolist() for k, v in inputs.items()}}).encode("utf-8")
                 calls = args.calls if batch == 1 else args.batch_calls
                 paths = {
                     "keras": lambda: keras_fn(tensors).numpy(),
                     "savedmodel": lambda: encode(**tensors)["pooled_output"].numpy(),
                     **{path_name: (lambda stub=stub: stub.Predict(request, timeout=600))
                        for path_name, stub in stubs.items()},
+                    "rest": lambda: rest_predict(rest, name, rest_body),
                     **{f"savedmodel {variant}": (lambda s=signature: s(**tensors)["pooled_output"].numpy())
                        for variant, signature in variants.items()},
                 }
                 results = {path_name: summarize(times)
                            for path_name, times in time_interleaved(paths, calls, args.warmup).items()}
                 saved = results["savedmodel"]["p50_ms"]
-                for path_name in ("keras", "savedmodel", *servers):
-                    served = path_name if path_name in servers else "grpc"  # in-process rows carry albert-serve's
+                for path_name in ("keras", "savedmodel", *servers, "rest"):
+                    served = path_name if path_name in (*servers, "rest") else "grpc"  # in-process: albert-serve's
                     rows.append(dict(model=name, path=path_name, batch=batch, tokens=length, **results[path_name],
                                      grpc_over_savedmodel=round(results[served]["p50_ms"] / saved, 3)))
                 log(f"{name} batch {batch} × {length}: keras {results['keras']['p50_ms']} ms, savedmodel {saved} ms, "
-                    + ", ".join(f"{p} {results[p]['p50_ms']} ms (×{results[p]['p50_ms'] / saved:.3f})" for p in servers))
+                    + ", ".join(f"{p} {results[p]['p50_ms']} ms (×{results[p]['p50_ms'] / saved:.3f})"
+                                for p in (*servers, "rest")))
                 reference = encode(**tensors)["pooled_output"].numpy()
                 for variant, signature in variants.items():
                     timed = results[f"savedmodel {variant}"]
@@ -221,6 +249,7 @@ def run(args):
                     log(f"  {variant}: {timed['p50_ms']} ms (×{rows[-1]['over_float32']} of float32), pooled cosine "
                         f"{similarity:.6f}")
         finally:
+            rest.close()
             for channel in channels.values():
                 channel.close()
             for server in servers.values():
@@ -232,7 +261,7 @@ def write_results(rows, out_dir, command):
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latency.json").write_text(json.dumps({"command": command, "rows": rows}, indent=2))
     lines = [f"Command: `{command}`", "",
-             "| model | batch × tokens | path | N | total ms | mean | p50 | p90 | p99 | gRPC / SavedModel (p50) |",
+             "| model | batch × tokens | path | N | total ms | mean | p50 | p90 | p99 | served / SavedModel (p50) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "grpc_over_savedmodel" in r:

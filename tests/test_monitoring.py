@@ -224,7 +224,8 @@ def test_rest_stop_lets_requests_in_flight_finish_and_refuses_new_ones():
     stopper.join(30)
     for thread in threads:
         thread.join()
-    assert results == [(200, json.dumps({"path": "/v1/models/in_flight"}))] and stopped == [0]
+    assert [(status, json.loads(body)) for status, body in results] == [(200, {"path": "/v1/models/in_flight"})]
+    assert stopped == [0]
     with pytest.raises(OSError):  # the port is closed
         get(server.port, "/v1/models/late")
 

@@ -243,7 +243,11 @@ def test_rest_json_mapping_of_strings_and_status_codes():
     strings = np.array([["caf\u00e9".encode(), b"\xff\xfe"]], object)
     assert rest_api._json_value(strings, "tokens") == [["caf\u00e9", {"b64": "//4="}]]
     assert rest_api._json_value(np.array([b"ab"], object), "raw_bytes") == [{"b64": "YWI="}]
-    assert rest_api._json_value(np.array([[1.5, 2.0]], np.float32), "scores") == [[1.5, 2.0]]
+    scores = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    written = rest_api.dumps({"outputs": rest_api._json_value(scores, "scores")})
+    assert np.array_equal(np.array(json.loads(written)["outputs"], np.float32), scores)  # exact round trip
+    assert rest_api.dumps([np.float32(0.2), np.array([1.5, 2], np.float32)]) == b"[0.2,[1.5,2.0]]"  # no noise digits
+    assert rest_api.dumps(np.array([1.5], tf.bfloat16.as_numpy_dtype)) == b"[1.5]"  # a dtype orjson lacks
     assert rest_api._array([{"b64": "//4="}, "x"], "text", tf.string.as_datatype_enum).tolist() == [b"\xff\xfe", b"x"]
     codes = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.FAILED_PRECONDITION: 400,
              grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.DEADLINE_EXCEEDED: 504,

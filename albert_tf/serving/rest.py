@@ -26,6 +26,7 @@ import time
 
 import grpc
 import numpy as np
+import orjson
 import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.example import example_pb2, feature_pb2
@@ -192,10 +193,25 @@ def _signature_name(body):
 
 
 # ----------------------------------------------------------------- numpy → JSON
+def _json_default(value):
+    """What orjson cannot write natively: numpy arrays and scalars of other dtypes (bfloat16)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def dumps(payload):
+    """A response dict → JSON bytes. Numeric numpy arrays are written by orjson directly, and
+    float32 values with the fewest digits that read back to the same float32 (TF Serving
+    writes 0.2 for a float32 0.2, not 0.20000000298023224). A NaN or infinity becomes null."""
+    return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY, default=_json_default)
+
+
 def _json_value(array, alias):
-    """numpy → nested lists for JSON; strings as str, `_bytes` outputs and non-UTF-8 as {"b64"}."""
+    """numpy → a JSON-writable value: numeric arrays as they are (`dumps` writes them),
+    strings as str, `_bytes` outputs and non-UTF-8 strings as {"b64"}."""
     if array.dtype != object and array.dtype.kind != "S":
-        return array.tolist()
+        return np.ascontiguousarray(array)
 
     def convert(value):
         if isinstance(value, list):
@@ -308,13 +324,13 @@ class RestApi:
         request = self._with_examples(classification_pb2.ClassificationRequest(), spec, body)
         response = servables.classify(self.model_server.manager.resolve, request,
                                       run=self.model_server.runner("Classify"))
-        return {"results": [[[c.label, c.score] for c in row.classes]
+        return {"results": [[[c.label, np.float32(c.score)] for c in row.classes]
                             for row in response.result.classifications]}
 
     def _regress(self, spec, body):
         request = self._with_examples(regression_pb2.RegressionRequest(), spec, body)
         response = servables.regress(self.model_server.manager.resolve, request, run=self.model_server.runner("Regress"))
-        return {"results": [r.value for r in response.result.regressions]}
+        return {"results": [np.float32(r.value) for r in response.result.regressions]}
 
 
 _STOPPING = "albert-serve is stopping; the request was not run"
@@ -372,7 +388,10 @@ class RestServer:
             future.cancel()  # a request still waiting for a worker is dropped
             status, payload = 504, {"error": f"Deadline Exceeded: no answer within {self.timeout_seconds * 1000:g} ms "
                                              "(--rest_api_timeout_in_ms)"}
-        return status, "application/json", json.dumps(payload).encode("utf-8")
+        try:
+            return status, "application/json", dumps(payload)
+        except TypeError as e:  # an output JSON cannot hold; never leave the client without an answer
+            return 500, "application/json", dumps({"error": f"cannot write the answer as JSON: {e}"})
 
     def stop(self, grace):
         """Refuses new requests, waits up to `grace` s for those in flight, closes the port.
@@ -409,7 +428,7 @@ def _handler_class(rest_server):
         def _answer(self, method):
             if not rest_server.admit():
                 self.close_connection = True
-                self._write(503, "application/json", json.dumps({"error": _STOPPING}).encode("utf-8"))
+                self._write(503, "application/json", dumps({"error": _STOPPING}))
                 return
             try:
                 try:
@@ -417,7 +436,7 @@ def _handler_class(rest_server):
                 except ValueError:
                     self.close_connection = True
                     status, content_type = 400, "application/json"
-                    data = json.dumps({"error": "Malformed HTTP body (bad Content-Length or chunk size)"}).encode()
+                    data = dumps({"error": "Malformed HTTP body (bad Content-Length or chunk size)"})
                 else:
                     status, content_type, data = rest_server.answer(method, self.path, body)
                 if rest_server.stopping:
