@@ -248,6 +248,8 @@ def test_rest_json_mapping_of_strings_and_status_codes():
     assert np.array_equal(np.array(json.loads(written)["outputs"], np.float32), scores)  # exact round trip
     assert rest_api.dumps([np.float32(0.2), np.array([1.5, 2], np.float32)]) == b"[0.2,[1.5,2.0]]"  # no noise digits
     assert rest_api.dumps(np.array([1.5], tf.bfloat16.as_numpy_dtype)) == b"[1.5]"  # a dtype orjson lacks
+    non_finite = rest_api._json_value(np.array([np.nan, np.inf, -np.inf], np.float32), "scores")
+    assert rest_api.dumps({"outputs": non_finite}) == b'{"outputs":[NaN,Infinity,-Infinity]}'  # as TF Serving writes
     assert rest_api._array([{"b64": "//4="}, "x"], "text", tf.string.as_datatype_enum).tolist() == [b"\xff\xfe", b"x"]
     codes = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.FAILED_PRECONDITION: 400,
              grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.DEADLINE_EXCEEDED: 504,

@@ -193,24 +193,52 @@ def _signature_name(body):
 
 
 # ----------------------------------------------------------------- numpy → JSON
-def _json_default(value):
+class _NonFinite:
+    """A float array holding NaN or ±inf, which orjson would write as null."""
+
+    def __init__(self, array):
+        self.array = array
+
+
+class _NeedsStdlibJson(Exception):
+    pass
+
+
+def _orjson_default(value):
     """What orjson cannot write natively: numpy arrays and scalars of other dtypes (bfloat16)."""
+    if isinstance(value, _NonFinite):
+        raise _NeedsStdlibJson
     if isinstance(value, (np.ndarray, np.generic)):
         return value.tolist()
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
+def _stdlib_default(value):
+    if isinstance(value, _NonFinite):
+        return value.array.tolist()
+    return _orjson_default(value)
+
+
 def dumps(payload):
     """A response dict → JSON bytes. Numeric numpy arrays are written by orjson directly, and
     float32 values with the fewest digits that read back to the same float32 (TF Serving
-    writes 0.2 for a float32 0.2, not 0.20000000298023224). A NaN or infinity becomes null."""
-    return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY, default=_json_default)
+    writes 0.2 for a float32 0.2, not 0.20000000298023224). An answer holding NaN or ±inf
+    goes through the stdlib `json` instead, which writes NaN, Infinity and -Infinity as TF
+    Serving does (its float32 values then carry float64 digits)."""
+    try:
+        return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY, default=_orjson_default)
+    except orjson.JSONEncodeError as e:
+        if not isinstance(e.__cause__, _NeedsStdlibJson):
+            raise TypeError(str(e)) from None
+    return json.dumps(payload, default=_stdlib_default, separators=(",", ":")).encode("utf-8")
 
 
 def _json_value(array, alias):
     """numpy → a JSON-writable value: numeric arrays as they are (`dumps` writes them),
     strings as str, `_bytes` outputs and non-UTF-8 strings as {"b64"}."""
     if array.dtype != object and array.dtype.kind != "S":
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            return _NonFinite(array)
         return np.ascontiguousarray(array)
 
     def convert(value):
