@@ -36,6 +36,7 @@ setup(
         "keras==3.12.0",
         "sentencepiece==0.2.1",
         "grpcio==1.85.3",
+        "grpcio-health-checking==1.85.1",  # --enable_grpc_healthcheck_service (its newest release)
         "absl-py==2.5.1",
         "numpy>=1.26,<3",
         "orjson==3.13.0",  # albert-serve's REST answers: numpy arrays straight to JSON

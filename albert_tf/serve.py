@@ -47,6 +47,8 @@ flags.DEFINE_bool("allow_version_labels_for_unavailable_models", False, "Let lab
 flags.DEFINE_bool("enable_serialization_as_tensor_content", False, "Encode outputs as tensor_content.")
 flags.DEFINE_integer("tensorflow_intra_op_parallelism", 0, "TF intra-op threads (0 = auto).")
 flags.DEFINE_integer("tensorflow_inter_op_parallelism", 0, "TF inter-op threads (0 = auto).")
+flags.DEFINE_bool("enable_grpc_healthcheck_service", False,
+                  "Serve grpc.health.v1.Health (SERVING until the server stops), for gRPC health probes.")
 flags.DEFINE_string("grpc_socket_path", None, "Also serve gRPC on this UNIX socket (clients use unix:<path>).")
 flags.DEFINE_list("custom_op_modules", ["tensorflow_text"], "Python modules imported before loading (op libraries).")
 
@@ -56,7 +58,7 @@ IGNORED_TF_SERVING_FLAGS = (
     "platform_config_file", "ssl_config_file", "enable_profiler", "saved_model_tags",
     "grpc_channel_arguments", "per_process_gpu_memory_fraction", "num_load_threads",
     "num_unload_threads", "xla_cpu_compilation_enabled", "enable_signature_method_name_check",
-    "enable_grpc_healthcheck_service", "use_alts_credentials", "prefer_tflite_model", "num_tflite_pools",
+    "use_alts_credentials", "prefer_tflite_model", "num_tflite_pools",
     "num_tflite_interpreters_per_pool", "enable_per_model_batching_parameters", "flush_filesystem_caches",
     "use_tflite_model", "remove_unused_fields_from_bundle_metagraph", "response_tensor_as_tensor_content",
     "thread_pool_factory_config_file", "mixed_precision", "skip_initialize_tpu",
@@ -164,6 +166,7 @@ def main(argv):
             rest_api_num_threads=FLAGS.rest_api_num_threads,
             rest_api_timeout_in_ms=FLAGS.rest_api_timeout_in_ms,
             prometheus_path=prometheus_path,
+            enable_grpc_healthcheck_service=FLAGS.enable_grpc_healthcheck_service,
         )
         server = ModelServer(options, log=log).start()
     except (ModelConfigError, BatchingConfigError) as e:

@@ -16,8 +16,11 @@ import types
 import urllib.error
 import urllib.request
 
+import grpc
 import numpy as np
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tensorflow_serving.config import model_server_config_pb2
 
 from albert_tf.serving.batching import Batcher, BatchingParameters
 from albert_tf.serving.monitoring import (
@@ -30,6 +33,7 @@ from albert_tf.serving.monitoring import (
     read_monitoring_config,
 )
 from albert_tf.serving.rest import RestServer
+from albert_tf.serving.server import ModelServer, ServerOptions
 
 
 def test_prometheus_page_matches_tensorflows_format():
@@ -241,3 +245,20 @@ def test_rest_stop_gives_up_after_the_grace_period():
     api.release.set()
     for thread in threads:
         thread.join()
+
+
+def test_health_check_turns_not_serving_when_the_server_stops():
+    """A client watching grpc.health.v1 sees SERVING, then NOT_SERVING as soon as `stop`
+    begins (a server with no models, in-process)."""
+    config = model_server_config_pb2.ModelServerConfig()
+    config.model_config_list.SetInParent()
+    server = ModelServer(ServerOptions(model_config=config, port=0, enable_grpc_healthcheck_service=True),
+                         log=lambda line: None).start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
+    assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+    stopper = threading.Thread(target=server.stop, kwargs={"grace": 5})
+    stopper.start()
+    assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    stopper.join(30)
+    channel.close()

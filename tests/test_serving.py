@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import text_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -98,7 +99,8 @@ def server(request, models):
     monitoring = models["root"] / "monitoring.config"
     monitoring.write_text('prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }\n')
     process = ServerProcess(request.param, [f"--model_config_file={config}", "--file_system_poll_wait_seconds=1",
-                                            f"--rest_api_port={rest_port}", f"--monitoring_config_file={monitoring}"])
+                                            f"--rest_api_port={rest_port}", f"--monitoring_config_file={monitoring}",
+                                            "--enable_grpc_healthcheck_service"])
     process.rest_url = f"http://127.0.0.1:{rest_port}/v1/models"
     process.metrics_url = f"http://127.0.0.1:{rest_port}/monitoring/prometheus/metrics"
     yield process
@@ -385,6 +387,17 @@ def test_prometheus_metrics_count_requests(server, models):
     assert after[f':tensorflow:serving:model_warmup_latency_count{{model_path="{warmup_path}",status="OK"}}'] == 1
 
 
+def test_grpc_health_check_service(server):
+    """--enable_grpc_healthcheck_service: grpc.health.v1 says the server ("") is SERVING and
+    answers NOT_FOUND for a service name it was not told about."""
+    channel = grpc.insecure_channel(server.address)
+    health_stub = health_pb2_grpc.HealthStub(channel)
+    answer = health_stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=30)
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    assert rpc_error(health_stub.Check, health_pb2.HealthCheckRequest(service="nope"), timeout=30)[0] == Code.NOT_FOUND
+    channel.close()
+
+
 # ----------------------------------------------------------------- the status-code table
 def test_model_resolution_errors(server):
     predict, models_stub, channel = stubs(server.address)
@@ -572,6 +585,8 @@ def test_model_config_file_is_polled(models, tmp_path):
     response = unix_predict.Predict(predict_request({"text": np.array([b"x"], object)}, output_filter=["input_mask"]),
                                     timeout=30)
     assert response.model_spec.name == "albert"
+    health_check = health_pb2_grpc.HealthStub(unix_channel).Check
+    assert rpc_error(health_check, health_pb2.HealthCheckRequest(), timeout=30)[0] == Code.UNIMPLEMENTED  # flag off
     unix_channel.close()
     request = predict_request({"text": np.array([b"x"], object)}, model="cls", output_filter=["label_id"])
     try:

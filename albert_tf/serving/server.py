@@ -13,6 +13,7 @@ import threading
 import time
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import (
     get_model_status_pb2,
     model_management_pb2,
@@ -52,6 +53,7 @@ class ServerOptions:
     rest_api_num_threads: int = 4 * (os.cpu_count() or 1)  # REST requests run at once
     rest_api_timeout_in_ms: int = 30000  # a REST request with no answer by then gets 504
     prometheus_path: str = None  # serve the metrics page at this REST path; None = off
+    enable_grpc_healthcheck_service: bool = False  # grpc.health.v1.Health: "" is SERVING until stop
 
 
 def _serve(context, call, record=None):
@@ -162,6 +164,7 @@ class ModelServer:
         self.manager.run = self.run
         self._grpc = None
         self._rest = None
+        self._health = None
         self.port = None
         self.rest_port = None
         self._stopped = threading.Event()
@@ -208,6 +211,12 @@ class ModelServer:
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(self), self._grpc)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(self), self._grpc)
+        if self.options.enable_grpc_healthcheck_service:
+            self._health = health.HealthServicer()
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+            # As gRPC C++'s default health service, which TF Serving enables: the server as a
+            # whole ("") is SERVING; other service names are NOT_FOUND.
+            self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         address = f"{self.options.host}:{self.options.port}"
         self.port = self._grpc.add_insecure_port(address)
         if not self.port:
@@ -236,7 +245,9 @@ class ModelServer:
 
     def stop(self, grace=5.0):
         """Refuses new gRPC and REST requests, lets those in flight finish (up to `grace` s),
-        then stops polling and batching."""
+        then stops polling and batching. Health checks answer NOT_SERVING from the start."""
+        if self._health is not None:
+            self._health.enter_graceful_shutdown()
         grpc_stopped = self._grpc.stop(grace) if self._grpc is not None else None
         if self._rest is not None:
             left = self._rest.stop(grace)
