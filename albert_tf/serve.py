@@ -49,6 +49,9 @@ flags.DEFINE_integer("tensorflow_intra_op_parallelism", 0, "TF intra-op threads 
 flags.DEFINE_integer("tensorflow_inter_op_parallelism", 0, "TF inter-op threads (0 = auto).")
 flags.DEFINE_bool("enable_grpc_healthcheck_service", False,
                   "Serve grpc.health.v1.Health (SERVING until the server stops), for gRPC health probes.")
+flags.DEFINE_string("grpc_channel_arguments", "",
+                    "gRPC server arguments, key=value,... (e.g. grpc.max_connection_age_ms=30000); integer values "
+                    "are passed as integers, others as strings.")
 flags.DEFINE_string("grpc_socket_path", None, "Also serve gRPC on this UNIX socket (clients use unix:<path>).")
 flags.DEFINE_list("custom_op_modules", ["tensorflow_text"], "Python modules imported before loading (op libraries).")
 
@@ -56,7 +59,7 @@ flags.DEFINE_list("custom_op_modules", ["tensorflow_text"], "Python modules impo
 IGNORED_TF_SERVING_FLAGS = (
     "rest_api_enable_cors_support", "tensorflow_session_parallelism",
     "platform_config_file", "ssl_config_file", "enable_profiler", "saved_model_tags",
-    "grpc_channel_arguments", "per_process_gpu_memory_fraction", "num_load_threads",
+    "per_process_gpu_memory_fraction", "num_load_threads",
     "num_unload_threads", "xla_cpu_compilation_enabled", "enable_signature_method_name_check",
     "use_alts_credentials", "prefer_tflite_model", "num_tflite_pools",
     "num_tflite_interpreters_per_pool", "enable_per_model_batching_parameters", "flush_filesystem_caches",
@@ -140,9 +143,13 @@ def main(argv):
 
     from albert_tf.serving.batching import BatchingConfigError, BatchingParameters
     from albert_tf.serving.manager import ModelConfigError
-    from albert_tf.serving.server import ModelServer, ServerOptions
+    from albert_tf.serving.server import ModelServer, ServerOptions, parse_grpc_channel_arguments
     from albert_tf.serving.tensors import ServingError
 
+    try:
+        channel_arguments = parse_grpc_channel_arguments(FLAGS.grpc_channel_arguments)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
     try:
         batching = None
         if FLAGS.enable_batching:
@@ -167,6 +174,7 @@ def main(argv):
             rest_api_timeout_in_ms=FLAGS.rest_api_timeout_in_ms,
             prometheus_path=prometheus_path,
             enable_grpc_healthcheck_service=FLAGS.enable_grpc_healthcheck_service,
+            grpc_channel_arguments=channel_arguments,
         )
         server = ModelServer(options, log=log).start()
     except (ModelConfigError, BatchingConfigError) as e:

@@ -45,6 +45,7 @@ from albert_tf.serving.batching import Batcher, BatchingConfigError, BatchingPar
 from albert_tf.serving.client import AlbertClient, ServingClientError
 from albert_tf.serving import rest as rest_api
 from albert_tf.serving.manager import ModelManager
+from albert_tf.serving.server import parse_grpc_channel_arguments
 from albert_tf.serving.tensors import ServingError
 from albert_tf.text import SentencePieceTokenizer
 from tests.conftest import random_inputs
@@ -579,12 +580,15 @@ def test_model_config_file_is_polled(models, tmp_path):
     write_config(config_path, models["base"], names=("albert",))
     socket_path = tmp_path / "serving.sock"
     process = ServerProcess("embedded", [f"--model_config_file={config_path}",
-                                         "--model_config_file_poll_wait_seconds=1", f"--grpc_socket_path={socket_path}"])
+                                         "--model_config_file_poll_wait_seconds=1", f"--grpc_socket_path={socket_path}",
+                                         "--grpc_channel_arguments=grpc.max_receive_message_length=4096"])
     predict, _, channel = stubs(process.address)
     unix_predict, _, unix_channel = stubs(f"unix:{socket_path}")  # TF Serving's testPredictUDS
     response = unix_predict.Predict(predict_request({"text": np.array([b"x"], object)}, output_filter=["input_mask"]),
                                     timeout=30)
     assert response.model_spec.name == "albert"
+    too_big = predict_request({"text": np.array([b"x" * 5000], object)})  # over the server's 4096-byte limit
+    assert rpc_error(unix_predict.Predict, too_big, timeout=30)[0] == Code.RESOURCE_EXHAUSTED
     health_check = health_pb2_grpc.HealthStub(unix_channel).Check
     assert rpc_error(health_check, health_pb2.HealthCheckRequest(), timeout=30)[0] == Code.UNIMPLEMENTED  # flag off
     unix_channel.close()
@@ -676,6 +680,17 @@ def test_warmup_failure_fails_the_load(models, tmp_path, case):
 
 
 # ----------------------------------------------------------------- transport (embedded)
+def test_grpc_channel_arguments_parse_as_tf_serving_reads_them():
+    assert parse_grpc_channel_arguments("grpc.max_connection_age_ms=30000, grpc.lb_policy_name = round_robin,,"
+                                        "grpc.http2.min_ping_interval_without_data_ms=-1") == {
+        "grpc.max_connection_age_ms": 30000, "grpc.lb_policy_name": "round_robin",
+        "grpc.http2.min_ping_interval_without_data_ms": -1}
+    assert parse_grpc_channel_arguments("") == {}
+    for text in ("grpc.so_reuseaddr", "=1"):
+        with pytest.raises(ValueError, match="is not key=value"):
+            parse_grpc_channel_arguments(text)
+
+
 def test_concurrency_limit_answers_resource_exhausted(models):
     process = ServerProcess("embedded", [f"--model_base_path={models['base'] / 'albert'}", "--model_name=albert",
                                          "--grpc_max_threads=1"])

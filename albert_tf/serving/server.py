@@ -54,6 +54,23 @@ class ServerOptions:
     rest_api_timeout_in_ms: int = 30000  # a REST request with no answer by then gets 504
     prometheus_path: str = None  # serve the metrics page at this REST path; None = off
     enable_grpc_healthcheck_service: bool = False  # grpc.health.v1.Health: "" is SERVING until stop
+    grpc_channel_arguments: dict = dataclasses.field(default_factory=dict)  # e.g. {"grpc.max_connection_age_ms": 30000}
+
+
+def parse_grpc_channel_arguments(text):
+    """`--grpc_channel_arguments` ("key=value,key=value") → {key: int or str}, as TF Serving
+    reads it: a value that is an integer is passed as one, anything else as a string.
+    ValueError names an item without "=" or with an empty key."""
+    arguments = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, equals, value = (part.strip() for part in item.partition("="))
+        if not equals or not key:
+            raise ValueError(f"--grpc_channel_arguments: {item!r} is not key=value")
+        try:
+            arguments[key] = int(value)
+        except ValueError:
+            arguments[key] = value
+    return arguments
 
 
 def _serve(context, call, record=None):
@@ -204,9 +221,9 @@ class ModelServer:
         threads = max(1, self.options.grpc_max_threads)
         self._grpc = grpc.server(
             concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="albert-serve-grpc"),
-            options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                     ("grpc.so_reuseport", 0)],
+            options=list({"grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+                          "grpc.max_send_message_length": MAX_MESSAGE_BYTES, "grpc.so_reuseport": 0,
+                          **self.options.grpc_channel_arguments}.items()),  # the user's arguments win
             maximum_concurrent_rpcs=threads,
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(self), self._grpc)
