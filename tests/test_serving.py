@@ -44,7 +44,7 @@ from albert_tf.export.exporter import ExportOptions, export_saved_model
 from albert_tf.serving.batching import Batcher, BatchingConfigError, BatchingParameters
 from albert_tf.serving.client import AlbertClient, ServingClientError
 from albert_tf.serving import rest as rest_api
-from albert_tf.serving.manager import ModelManager
+from albert_tf.serving.manager import ModelConfigError, ModelManager, parse_model_config_file
 from albert_tf.serving.server import parse_grpc_channel_arguments
 from albert_tf.serving.tensors import ServingError
 from albert_tf.text import SentencePieceTokenizer
@@ -726,6 +726,17 @@ def test_batching_parameters_parse_strictly(tmp_path):
         BatchingParameters.from_text("max_batch { value: 8 }")
     with pytest.raises(BatchingConfigError, match="must equal max_batch_size"):
         BatchingParameters.from_text("max_batch_size { value: 8 }\nallowed_batch_sizes: 4")
+    with pytest.raises(BatchingConfigError, match="--batching_parameters_file .*missing.txt: No such file"):
+        BatchingParameters.from_file(str(tmp_path / "missing.txt"))
+
+
+def test_model_config_file_errors_name_the_file_and_line(tmp_path):
+    config = tmp_path / "models.config"
+    config.write_text("model_config_list {\n  config { nme: 'albert' }\n}\n")
+    with pytest.raises(ModelConfigError, match=rf"--model_config_file {config}:2:12 : .* has no field named \"nme\""):
+        parse_model_config_file(str(config))
+    with pytest.raises(ModelConfigError, match="missing.config: No such file"):
+        parse_model_config_file(str(tmp_path / "missing.config"))
 
 
 def test_batched_results_equal_unbatched_under_16_clients(models, tmp_path):

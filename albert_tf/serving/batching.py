@@ -26,13 +26,13 @@ import time
 import grpc
 import numpy as np
 
-from albert_tf.serving.tensors import ServingError, invalid_argument
+from albert_tf.serving.tensors import STOPPING_MESSAGE, ServingError, invalid_argument
+from albert_tf.serving.text_proto import read_config_text
 
 _WRAPPED_INT = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
                 "max_execution_batch_size")
 _WRAPPED_OTHER = {"thread_pool_name": str, "enable_large_batch_splitting": bool}
 _PLAIN = {"allowed_batch_sizes": int, "pad_variable_length_inputs": bool}
-_STOPPING = "albert-serve is stopping; the request was not run"
 
 
 class BatchingConfigError(ValueError):
@@ -96,11 +96,8 @@ class BatchingParameters:
     @classmethod
     def from_file(cls, path):
         """Parses a TF Serving batching_parameters text proto file; errors name the file."""
-        try:
-            with open(path, encoding="utf-8") as f:
-                return cls.from_text(f.read(), source=f"--batching_parameters_file {path}")
-        except OSError as e:
-            raise BatchingConfigError(f"--batching_parameters_file {path}: {e.strerror}") from None
+        flag = "--batching_parameters_file"
+        return cls.from_text(read_config_text(path, flag, BatchingConfigError), source=f"{flag} {path}")
 
 
 class _Task:
@@ -160,7 +157,7 @@ class _Queue:
     def _fail_queued(self):
         """Answers every queued task UNAVAILABLE (the caller holds `condition`)."""
         for task in self.tasks:
-            task.error = ServingError(grpc.StatusCode.UNAVAILABLE, _STOPPING)
+            task.error = ServingError(grpc.StatusCode.UNAVAILABLE, STOPPING_MESSAGE)
             task.done.set()
         self.tasks.clear()
 
@@ -212,7 +209,7 @@ class Batcher:
         task = _Task(inputs, size)
         with queue.condition:
             if self.stopped:  # checked under the queue's lock, so a stopping thread cannot miss the task
-                raise ServingError(grpc.StatusCode.UNAVAILABLE, _STOPPING)
+                raise ServingError(grpc.StatusCode.UNAVAILABLE, STOPPING_MESSAGE)
             waiting = sum(t.size for t in queue.tasks)
             if waiting + size > self.params.max_batch_size * self.params.max_enqueued_batches:
                 raise ServingError(grpc.StatusCode.UNAVAILABLE,

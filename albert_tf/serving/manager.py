@@ -13,7 +13,6 @@ import threading
 import time
 
 import grpc
-from google.protobuf import text_format
 from tensorflow_serving.apis import get_model_status_pb2, status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
@@ -22,6 +21,7 @@ from albert_tf.export.warmup import MAX_WARMUP_RECORDS, WARMUP_FILE, read_warmup
 from albert_tf.serving import servables
 from albert_tf.serving.monitoring import micros_since
 from albert_tf.serving.tensors import ServingError, invalid_argument, not_found
+from albert_tf.serving.text_proto import read_text_proto
 
 State = get_model_status_pb2.ModelVersionStatus.State
 
@@ -31,17 +31,8 @@ class ModelConfigError(ValueError):
 
 
 def parse_model_config_file(path):
-    """Reads a text-format ModelServerConfig; errors name the file."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise ModelConfigError(f"--model_config_file {path}: {e.strerror}") from None
-    try:
-        return text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
-    except text_format.ParseError as e:
-        raise ModelConfigError(f"--model_config_file {path}: Error parsing text-format "
-                               f"tensorflow.serving.ModelServerConfig: {e}") from None
+    """Reads a text-format ModelServerConfig; errors name the file (and line)."""
+    return read_text_proto(path, model_server_config_pb2.ModelServerConfig(), "--model_config_file", ModelConfigError)
 
 
 def single_model_config(name, base_path):

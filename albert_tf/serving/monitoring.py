@@ -25,7 +25,9 @@ import re
 import threading
 import time
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from albert_tf.serving.text_proto import read_text_proto
 
 DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"  # PrometheusExporter::kPrometheusPath
 
@@ -201,15 +203,7 @@ def read_monitoring_config(path):
     """Reads a MonitoringConfig text proto; returns the Prometheus path to serve (str), or
     None when `prometheus_config { enable: true }` is not set. MonitoringConfigError names
     the file and line of a parse error or a path that does not start with '/'."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise MonitoringConfigError(f"--monitoring_config_file {path}: {e.strerror}") from None
-    try:
-        config = text_format.Parse(text, _monitoring_config_class()())
-    except text_format.ParseError as e:
-        raise MonitoringConfigError(f"--monitoring_config_file {path}:{e}") from None
+    config = read_text_proto(path, _monitoring_config_class()(), "--monitoring_config_file", MonitoringConfigError)
     prometheus = config.prometheus_config
     if not prometheus.enable:
         return None

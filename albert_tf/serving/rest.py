@@ -40,7 +40,7 @@ from tensorflow_serving.apis import (
 )
 
 from albert_tf.serving import servables
-from albert_tf.serving.tensors import ServingError, invalid_argument, to_tensor_proto
+from albert_tf.serving.tensors import STOPPING_MESSAGE, ServingError, invalid_argument, to_tensor_proto
 
 _ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
                     r"(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[a-zA-Z0-9_]+))?"
@@ -361,9 +361,6 @@ class RestApi:
         return {"results": [np.float32(r.value) for r in response.result.regressions]}
 
 
-_STOPPING = "albert-serve is stopping; the request was not run"
-
-
 class RestServer:
     """TF Serving's REST port: HTTP/1.1 in front of a RestApi.
 
@@ -456,7 +453,7 @@ def _handler_class(rest_server):
         def _answer(self, method):
             if not rest_server.admit():
                 self.close_connection = True
-                self._write(503, "application/json", dumps({"error": _STOPPING}))
+                self._write(503, "application/json", dumps({"error": STOPPING_MESSAGE}))
                 return
             try:
                 try:

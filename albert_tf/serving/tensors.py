@@ -23,6 +23,9 @@ class ServingError(Exception):
         self.message = message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS] + "...TRUNCATED"
 
 
+STOPPING_MESSAGE = "albert-serve is stopping; the request was not run"  # UNAVAILABLE / HTTP 503 at stop
+
+
 def invalid_argument(message):
     """A ServingError with gRPC status INVALID_ARGUMENT and `message` (str)."""
     return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
