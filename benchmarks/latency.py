@@ -37,7 +37,6 @@ import http.client
 import json
 import os
 import pathlib
-import socket
 import statistics
 import sys
 import time
@@ -46,7 +45,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from albert_tf.serving.process import ModelServerProcess, model_server_binary  # noqa: E402  (no TensorFlow import)
+from albert_tf.serving.process import ModelServerProcess, free_port, model_server_binary  # noqa: E402  (no TensorFlow import)
 from scratch import scratch_dir  # noqa: E402
 
 MODELS = {"albert-base": "base", "bert-base": "bert-base"}
@@ -160,12 +159,6 @@ def start_server(backend, model_dir, name, extra_args=()):
     if backend == "binary":
         flags.append("--xla_cpu_compilation_enabled=true")  # for the --xla variants' sake; harmless otherwise
     return ModelServerProcess(backend, flags)
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def rest_predict(connection, name, body):

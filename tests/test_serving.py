@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 import urllib.error
@@ -45,6 +44,7 @@ from albert_tf.serving.batching import Batcher, BatchingConfigError, BatchingPar
 from albert_tf.serving.client import AlbertClient, ServingClientError
 from albert_tf.serving import rest as rest_api
 from albert_tf.serving.manager import ModelConfigError, ModelManager, parse_model_config_file
+from albert_tf.serving.process import free_port
 from albert_tf.serving.server import parse_grpc_channel_arguments
 from albert_tf.serving.tensors import ServingError
 from albert_tf.text import SentencePieceTokenizer
@@ -84,12 +84,6 @@ def write_config(path, base, names=("albert", "cls", "reg"), labels=None, policy
     lines.append("}")
     path.write_text("\n".join(lines))
     return str(path)
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
