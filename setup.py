@@ -42,7 +42,8 @@ setup(
         "orjson==3.13.0",  # albert-serve's REST answers: numpy arrays straight to JSON
     ],
     extras_require={
-        "test": ["pytest==9.2.0", "pytest-xdist==3.8.0"],
+        # cryptography: tests/test_tls.py makes its CA, server and client certificates.
+        "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "cryptography==50.0.2"],
         # Plots and memory readings for benchmarks/.
         "bench": ["matplotlib==3.11.2", "psutil==7.2.2"],
         # Other runtimes timed beside ours by benchmarks/peers.py (for the CPU-only torch wheel add

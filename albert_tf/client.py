@@ -2,6 +2,7 @@
 
     albert-client --server=localhost:8500 --model_name=albert "First text." "Second text."
     albert-client --input_file=queries.txt --text_b_file=pairs.txt --batch_size=16
+    albert-client --server=models.internal:8500 --tls_ca_file=ca.pem "A text."   # TLS
 
 One JSON object per text on stdout: the text and the outputs (lists). sequence_output
 is left out unless --output_filter names it. The latency of each call goes to stderr.
@@ -9,6 +10,7 @@ Works with albert-serve and with tensorflow_model_server.
 """
 
 import json
+import os
 import time
 
 from albert_tf.cli_support import log, quiet_tensorflow, run_main
@@ -27,6 +29,13 @@ flags.DEFINE_string("text_b_file", None, "Second segments, one per line, aligned
 flags.DEFINE_list("output_filter", [], "Outputs to fetch (default: all but sequence_output).")
 flags.DEFINE_integer("batch_size", 32, "Texts per request.")
 flags.DEFINE_float("timeout", 30.0, "Deadline of each call in seconds.")
+flags.DEFINE_bool("tls", False, "Connect over TLS (a server started with --ssl_config_file); implied by the "
+                  "--tls_* file flags. Without --tls_ca_file the system's root certificates are trusted.")
+flags.DEFINE_string("tls_ca_file", None, "PEM file of the CA that signed the server's certificate.")
+flags.DEFINE_string("tls_key_file", None, "PEM file of the client's private key (servers with client_verify).")
+flags.DEFINE_string("tls_cert_file", None, "PEM file of the client's certificate chain (with --tls_key_file).")
+flags.DEFINE_string("tls_server_name", None, "Name to check the server's certificate against, when --server's "
+                    "host is not that name.")
 
 
 def _read_lines(path, flag):
@@ -35,6 +44,22 @@ def _read_lines(path, flag):
             return [line.rstrip("\n") for line in f]
     except (OSError, UnicodeDecodeError) as e:
         raise app.UsageError(f"--{flag} {path}: {e}") from None
+
+
+def _tls_credentials():
+    """TlsCredentials from the --tls* flags, or None for plaintext."""
+    files = {"tls_ca_file": FLAGS.tls_ca_file, "tls_key_file": FLAGS.tls_key_file, "tls_cert_file": FLAGS.tls_cert_file}
+    if not (FLAGS.tls or any(files.values()) or FLAGS.tls_server_name):
+        return None
+    if bool(FLAGS.tls_key_file) != bool(FLAGS.tls_cert_file):
+        raise app.UsageError("--tls_key_file and --tls_cert_file go together (the client's key and certificate)")
+    from albert_tf.serving.client import TlsCredentials
+
+    for flag, path in files.items():
+        if path and not os.path.isfile(path):
+            raise app.UsageError(f"--{flag} {path}: no such file")
+    return TlsCredentials.from_files(FLAGS.tls_ca_file, FLAGS.tls_key_file, FLAGS.tls_cert_file,
+                                     FLAGS.tls_server_name)
 
 
 def main(argv):
@@ -47,7 +72,7 @@ def main(argv):
     from albert_tf.serving.client import AlbertClient, ServingClientError
 
     with AlbertClient(FLAGS.server, FLAGS.model_name, version=FLAGS.model_version,
-                      version_label=FLAGS.version_label, timeout=FLAGS.timeout) as client:
+                      version_label=FLAGS.version_label, timeout=FLAGS.timeout, tls=_tls_credentials()) as client:
         try:
             output_filter = FLAGS.output_filter
             if not output_filter:

@@ -47,6 +47,15 @@ flags.DEFINE_bool("allow_version_labels_for_unavailable_models", False, "Let lab
 flags.DEFINE_bool("enable_serialization_as_tensor_content", False, "Encode outputs as tensor_content.")
 flags.DEFINE_integer("tensorflow_intra_op_parallelism", 0, "TF intra-op threads (0 = auto).")
 flags.DEFINE_integer("tensorflow_inter_op_parallelism", 0, "TF inter-op threads (0 = auto).")
+flags.DEFINE_integer("tensorflow_session_parallelism", 0,
+                     "TF intra-op and inter-op threads both (0 = auto); used when neither of the two flags above "
+                     "is set, as in TF Serving.")
+flags.DEFINE_string("ssl_config_file", None,
+                    "SSLConfig text proto (server_key, server_cert: PEM text; custom_ca, client_verify): serve gRPC "
+                    "over TLS, on --port and --grpc_socket_path. The REST port stays plain HTTP.")
+flags.DEFINE_bool("rest_api_enable_cors_support", False,
+                  "Add CORS headers (Access-Control-Allow-Origin: *) to REST answers and answer OPTIONS "
+                  "preflights, so browser pages on other origins can call the REST API.")
 flags.DEFINE_bool("enable_grpc_healthcheck_service", False,
                   "Serve grpc.health.v1.Health (SERVING until the server stops), for gRPC health probes.")
 flags.DEFINE_string("grpc_channel_arguments", "",
@@ -57,8 +66,7 @@ flags.DEFINE_list("custom_op_modules", ["tensorflow_text"], "Python modules impo
 
 # tensorflow_model_server flags that albert-serve accepts and ignores, with a warning.
 IGNORED_TF_SERVING_FLAGS = (
-    "rest_api_enable_cors_support", "tensorflow_session_parallelism",
-    "platform_config_file", "ssl_config_file", "enable_profiler", "saved_model_tags",
+    "platform_config_file", "enable_profiler", "saved_model_tags",
     "per_process_gpu_memory_fraction", "num_load_threads",
     "num_unload_threads", "xla_cpu_compilation_enabled", "enable_signature_method_name_check",
     "use_alts_credentials", "prefer_tflite_model", "num_tflite_pools",
@@ -78,6 +86,22 @@ def strip_ignored_flags(argv):
         else:
             kept.append(arg)
     return kept, ignored
+
+
+def thread_counts(intra, inter, session):
+    """(intra-op, inter-op) TensorFlow threads (ints, 0 = auto) from the values of
+    --tensorflow_intra_op_parallelism, --tensorflow_inter_op_parallelism and
+    --tensorflow_session_parallelism, decided as TF Serving's server.cc does: the first two
+    when either is set, else the third for both. ValueError if all three are set or one is
+    negative."""
+    if min(intra, inter, session) < 0:
+        raise ValueError("--tensorflow_*_parallelism flags must be at least 0 (0 = auto)")
+    if intra and inter and session:
+        raise ValueError("give --tensorflow_session_parallelism or --tensorflow_intra_op_parallelism and "
+                         "--tensorflow_inter_op_parallelism, not all three")
+    if intra or inter:
+        return intra, inter
+    return session, session
 
 
 def _model_config():
@@ -130,16 +154,33 @@ def main(argv):
     if prometheus_path and not FLAGS.rest_api_port:
         raise app.UsageError("--monitoring_config_file enables Prometheus metrics, which are served on the REST port: "
                              "give --rest_api_port too")
+    if FLAGS.rest_api_enable_cors_support and not FLAGS.rest_api_port:
+        raise app.UsageError("--rest_api_enable_cors_support applies to the REST API: give --rest_api_port too")
+    try:
+        intra_op, inter_op = thread_counts(FLAGS.tensorflow_intra_op_parallelism,
+                                           FLAGS.tensorflow_inter_op_parallelism, FLAGS.tensorflow_session_parallelism)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
+    from albert_tf.serving.ssl_config import SslConfigError, read_ssl_config
+
+    try:
+        ssl_config = read_ssl_config(FLAGS.ssl_config_file) if FLAGS.ssl_config_file else None
+    except SslConfigError as e:
+        log(f"albert-serve: {e}")
+        return 1
     import importlib
 
     import tensorflow as tf
 
     for module in FLAGS.custom_op_modules:
         importlib.import_module(module)  # registers op kernels before any model loads
-    if FLAGS.tensorflow_intra_op_parallelism:
-        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.tensorflow_intra_op_parallelism)
-    if FLAGS.tensorflow_inter_op_parallelism:
-        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.tensorflow_inter_op_parallelism)
+    if intra_op:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    if inter_op:
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    if intra_op or inter_op:  # as TensorFlow now reports them (0 = auto)
+        log(f"albert-serve: TensorFlow threads: intra-op {tf.config.threading.get_intra_op_parallelism_threads()}, "
+            f"inter-op {tf.config.threading.get_inter_op_parallelism_threads()}")
 
     from albert_tf.serving.batching import BatchingConfigError, BatchingParameters
     from albert_tf.serving.manager import ModelConfigError
@@ -175,6 +216,8 @@ def main(argv):
             prometheus_path=prometheus_path,
             enable_grpc_healthcheck_service=FLAGS.enable_grpc_healthcheck_service,
             grpc_channel_arguments=channel_arguments,
+            rest_api_enable_cors_support=FLAGS.rest_api_enable_cors_support,
+            ssl_config=ssl_config,
         )
         server = ModelServer(options, log=log).start()
     except (ModelConfigError, BatchingConfigError) as e:

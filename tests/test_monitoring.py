@@ -132,6 +132,35 @@ def test_serve_rejects_unusable_monitoring_flags(tmp_path, case):
     assert done.returncode == 1 and expected in done.stderr, done.stderr[-2000:]
 
 
+@pytest.mark.parametrize("flags, expected", [
+    (("--tensorflow_session_parallelism=1",), "TensorFlow threads: intra-op 1, inter-op 1"),
+    (("--tensorflow_session_parallelism=3", "--tensorflow_intra_op_parallelism=1"),
+     "TensorFlow threads: intra-op 1, inter-op 0"),
+    (("--tensorflow_session_parallelism=1", "--tensorflow_intra_op_parallelism=1",
+      "--tensorflow_inter_op_parallelism=1"), "not all three"),
+    (("--tensorflow_session_parallelism=-1",), "must be at least 0"),
+    (("--rest_api_enable_cors_support",), "--rest_api_enable_cors_support applies to the REST API: give "
+                                          "--rest_api_port too"),
+])
+def test_serve_thread_and_cors_flags(tmp_path, flags, expected):
+    """TF Serving's rule for the three parallelism flags, as TensorFlow then reports the
+    thread counts (albert-serve logs them before it waits for the model, which never comes
+    here); and the usage errors."""
+    process = subprocess.Popen([sys.executable, "-m", "albert_tf.serve", f"--model_base_path={tmp_path / 'none'}",
+                                "--port=0", *flags], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    seen = []
+    try:
+        for line in process.stderr:
+            seen.append(line)
+            if expected in line or "waiting for a version" in line:
+                break
+    finally:
+        process.kill()
+        process.wait(30)
+        process.stderr.close()
+    assert any(expected in line for line in seen), "".join(seen)[-2000:]
+
+
 # ----------------------------------------------------------------- the REST port
 class BlockingApi:
     """A RestApi stand-in: each call waits until `release` is set, and the most calls
@@ -245,6 +274,48 @@ def test_rest_stop_gives_up_after_the_grace_period():
     api.release.set()
     for thread in threads:
         thread.join()
+
+
+def _request(port, method, path, headers=None):
+    """(status, headers, body bytes) of one HTTP request, error statuses included."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def test_rest_cors_headers_and_preflight():
+    """With cors, answers (errors included) carry TF Serving's three CORS headers and a
+    browser's OPTIONS preflight gets 204; without it there are no such headers and OPTIONS
+    is 501, as in http.server."""
+    api = BlockingApi()
+    api.release.set()
+    cors = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "POST, GET",
+            "Access-Control-Allow-Headers": "Content-Type"}
+    preflight = {"Origin": "http://app.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type"}
+    on = RestServer(api, "127.0.0.1", 0, num_threads=2, timeout_seconds=30, cors=True)
+    off = RestServer(api, "127.0.0.1", 0, num_threads=2, timeout_seconds=30)
+    try:
+        status, headers, body = _request(on.port, "GET", "/v1/models/m", {"Origin": "http://app.example"})
+        assert status == 200 and json.loads(body) == {"path": "/v1/models/m"}
+        assert {name: headers.get(name) for name in cors} == cors
+        status, headers, body = _request(on.port, "OPTIONS", "/v1/models/m:predict", preflight)
+        assert (status, body) == (204, b"") and {name: headers.get(name) for name in cors} == cors
+        status, headers, _ = _request(off.port, "GET", "/v1/models/m")
+        assert status == 200 and not any(name in headers for name in cors)
+        status, headers, _ = _request(off.port, "OPTIONS", "/v1/models/m:predict", preflight)
+        assert status == 501 and not any(name in headers for name in cors)
+        on.stop(grace=5)
+        status, headers, _ = _request(off.port, "GET", "/v1/models/m")  # the other server is unaffected
+        assert status == 200
+    finally:
+        off.stop(grace=5)
 
 
 def test_health_check_turns_not_serving_when_the_server_stops():

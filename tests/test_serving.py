@@ -95,7 +95,7 @@ def server(request, models):
     monitoring.write_text('prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }\n')
     process = ServerProcess(request.param, [f"--model_config_file={config}", "--file_system_poll_wait_seconds=1",
                                             f"--rest_api_port={rest_port}", f"--monitoring_config_file={monitoring}",
-                                            "--enable_grpc_healthcheck_service"])
+                                            "--enable_grpc_healthcheck_service", "--rest_api_enable_cors_support"])
     process.rest_url = f"http://127.0.0.1:{rest_port}/v1/models"
     process.metrics_url = f"http://127.0.0.1:{rest_port}/monitoring/prometheus/metrics"
     yield process
@@ -232,6 +232,22 @@ def rest(server, path, body=None):
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
+
+
+def test_rest_cors_headers_on_predict(server):
+    """--rest_api_enable_cors_support: a cross-origin :predict gets its answer with TF
+    Serving's CORS headers, and so does an error."""
+    for path, expected in (("/albert:predict", 200), ("/nope:predict", 404)):
+        request = urllib.request.Request(server.rest_url + path, method="POST", headers={"Origin": "http://app.example"},
+                                         data=json.dumps({"instances": [{"text": "Hello."}]}).encode())
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, headers = response.status, response.headers
+        except urllib.error.HTTPError as e:
+            status, headers = e.code, e.headers
+        assert status == expected
+        assert (headers["Access-Control-Allow-Origin"], headers["Access-Control-Allow-Methods"],
+                headers["Access-Control-Allow-Headers"]) == ("*", "POST, GET", "Content-Type")
 
 
 def test_rest_json_mapping_of_strings_and_status_codes():
@@ -526,7 +542,7 @@ def test_hot_swap_under_load_drops_no_request(models, tmp_path):
     base = tmp_path / "albert"
     shutil.copytree(models["base"] / "albert" / "1", base / "1")
     process = ServerProcess("embedded", [f"--model_base_path={base}", "--model_name=albert",
-                                         "--file_system_poll_wait_seconds=0.5", "--tensorflow_session_parallelism=0",
+                                         "--file_system_poll_wait_seconds=0.5", "--num_load_threads=0",
                                          "--enable_profiler=false"])  # TF Serving flags albert-serve ignores
     predict, _, channel = stubs(process.address)
     seen, failures, stop = [], [], threading.Event()
@@ -565,7 +581,7 @@ def test_hot_swap_under_load_drops_no_request(models, tmp_path):
     assert failures == []
     assert seen.count(2) > 0 and len(seen) > 20
     assert "version 2 available" in stderr and "unloaded version 1" in stderr
-    assert "--tensorflow_session_parallelism=0 is a tensorflow_model_server flag albert-serve ignores" in stderr
+    assert "--num_load_threads=0 is a tensorflow_model_server flag albert-serve ignores" in stderr
     assert "--enable_profiler=false is a tensorflow_model_server flag" in stderr
 
 

@@ -9,6 +9,7 @@ retried with exponential backoff when the server is UNAVAILABLE, and failures ra
 ServingClientError carrying the server's status code and message.
 """
 
+import dataclasses
 import time
 
 import grpc
@@ -33,6 +34,37 @@ class ServingClientError(Exception):
         self.code, self.details = code, details
 
 
+@dataclasses.dataclass(frozen=True)
+class TlsCredentials:
+    """What a client needs to reach a TLS server: PEM bytes of the CA that signed the
+    server's certificate (None = the system's roots), and for servers that verify clients
+    (client_verify) the client's key and certificate chain. `server_name` overrides the
+    name checked against the server certificate (when the address is not that name)."""
+
+    root_certificates: bytes = None
+    private_key: bytes = None
+    certificate_chain: bytes = None
+    server_name: str = None
+
+    def __post_init__(self):
+        if (self.private_key is None) != (self.certificate_chain is None):
+            raise ValueError("a client certificate needs both private_key and certificate_chain")
+
+    def channel_credentials(self):
+        """grpc.ChannelCredentials for grpc.secure_channel."""
+        return grpc.ssl_channel_credentials(self.root_certificates, self.private_key, self.certificate_chain)
+
+    @classmethod
+    def from_files(cls, ca_file=None, key_file=None, cert_file=None, server_name=None):
+        """Reads the PEM files (paths or None); OSError names the file that cannot be read."""
+        def read(path):
+            if not path:
+                return None
+            with open(path, "rb") as f:
+                return f.read()
+        return cls(read(ca_file), read(key_file), read(cert_file), server_name or None)
+
+
 class AlbertClient:
     """Calls a model server over gRPC and returns numpy arrays.
 
@@ -42,16 +74,23 @@ class AlbertClient:
       timeout: deadline of each call in seconds.
       retries: extra attempts when the server answers UNAVAILABLE (e.g. while starting).
       backoff: first wait between attempts in seconds; doubles each time.
+      tls: None for plaintext, or a TlsCredentials to connect over TLS (a server started
+        with --ssl_config_file).
     """
 
     def __init__(self, address="localhost:8500", model_name="albert", version=None, version_label=None,
-                 timeout=30.0, retries=3, backoff=0.2):
+                 timeout=30.0, retries=3, backoff=0.2, tls=None):
         self.address, self.model_name = address, model_name
         self.version, self.version_label = version, version_label
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         # TF Serving replies can exceed gRPC's 4 MiB default (sequence outputs of large batches).
-        self._channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", -1),
-                                                                ("grpc.max_send_message_length", -1)])
+        options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+        if tls is None:
+            self._channel = grpc.insecure_channel(address, options=options)
+        else:
+            if tls.server_name:
+                options.append(("grpc.ssl_target_name_override", tls.server_name))
+            self._channel = grpc.secure_channel(address, tls.channel_credentials(), options=options)
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 

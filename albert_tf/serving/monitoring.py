@@ -25,9 +25,7 @@ import re
 import threading
 import time
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
-from albert_tf.serving.text_proto import read_text_proto
+from albert_tf.serving.text_proto import proto3_message_class, read_text_proto
 
 DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"  # PrometheusExporter::kPrometheusPath
 
@@ -184,19 +182,11 @@ class MonitoringConfigError(ValueError):
 
 def _monitoring_config_class():
     """tensorflow.serving.MonitoringConfig (config/monitoring_config.proto), which the
-    tensorflow-serving-api wheel does not ship, built from its two-message schema."""
-    field = descriptor_pb2.FieldDescriptorProto
-    schema = descriptor_pb2.FileDescriptorProto(name="albert_tf/monitoring_config.proto",
-                                                package="tensorflow.serving", syntax="proto3")
-    prometheus = schema.message_type.add(name="PrometheusConfig")
-    prometheus.field.add(name="enable", number=1, type=field.TYPE_BOOL, label=field.LABEL_OPTIONAL)
-    prometheus.field.add(name="path", number=2, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
-    monitoring = schema.message_type.add(name="MonitoringConfig")
-    monitoring.field.add(name="prometheus_config", number=1, type=field.TYPE_MESSAGE, label=field.LABEL_OPTIONAL,
-                         type_name=".tensorflow.serving.PrometheusConfig")
-    pool = descriptor_pool.DescriptorPool()  # private: never clashes with a registered proto
-    pool.Add(schema)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig"))
+    tensorflow-serving-api wheel does not ship."""
+    return proto3_message_class("albert_tf/monitoring_config.proto", "tensorflow.serving", {
+        "PrometheusConfig": [("enable", 1, "bool"), ("path", 2, "string")],
+        "MonitoringConfig": [("prometheus_config", 1, "PrometheusConfig")],
+    }, "MonitoringConfig")
 
 
 def read_monitoring_config(path):

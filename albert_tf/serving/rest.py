@@ -361,19 +361,27 @@ class RestApi:
         return {"results": [np.float32(r.value) for r in response.result.regressions]}
 
 
+# http_rest_api_util.cc AddCORSHeaders: sent on every answer with --rest_api_enable_cors_support.
+CORS_HEADERS = (("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Methods", "POST, GET"),
+                ("Access-Control-Allow-Headers", "Content-Type"))
+
+
 class RestServer:
     """TF Serving's REST port: HTTP/1.1 in front of a RestApi.
 
     Requests run on `num_threads` workers (`--rest_api_num_threads`); one that has no
     answer after `timeout_seconds` (`--rest_api_timeout_in_ms`) gets 504, and if it had
     not started it never runs. With `prometheus_path`, a request to that path gets
-    `metrics_page()` as text/plain (`--monitoring_config_file`). `stop(grace)` refuses new
-    requests (503) and waits up to `grace` seconds for the ones in flight. `port` is the
-    bound port.
+    `metrics_page()` as text/plain (`--monitoring_config_file`). With `cors`
+    (`--rest_api_enable_cors_support`) every answer carries TF Serving's CORS headers
+    (CORS_HEADERS) and an OPTIONS request (a browser's preflight) gets 204 with them.
+    `stop(grace)` refuses new requests (503) and waits up to `grace` seconds for the ones
+    in flight. `port` is the bound port.
     """
 
-    def __init__(self, api, host, port, num_threads, timeout_seconds, prometheus_path=None, metrics_page=None):
-        self.api, self.timeout_seconds = api, timeout_seconds
+    def __init__(self, api, host, port, num_threads, timeout_seconds, prometheus_path=None, metrics_page=None,
+                 cors=False):
+        self.api, self.timeout_seconds, self.cors = api, timeout_seconds, cors
         self.prometheus_path, self.metrics_page = prometheus_path, metrics_page
         self._workers = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, num_threads),
                                                               thread_name_prefix="albert-serve-rest")
@@ -472,8 +480,12 @@ def _handler_class(rest_server):
 
         def _write(self, status, content_type, data):
             self.send_response(status)
-            self.send_header("Content-Type", content_type)
+            if content_type:
+                self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
+            if rest_server.cors:
+                for name, value in CORS_HEADERS:
+                    self.send_header(name, value)
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()
@@ -484,6 +496,13 @@ def _handler_class(rest_server):
 
         def do_POST(self):  # noqa: N802
             self._answer("POST")
+
+        def do_OPTIONS(self):  # noqa: N802 - a CORS preflight; http.server answers 501 when CORS is off
+            if not rest_server.cors:
+                self.send_error(501, f"Unsupported method ('{self.command}')")
+                return
+            self._body()  # a preflight has no body, but a stray one must not be read as the next request
+            self._write(204, None, b"")
 
         def log_message(self, *args):  # no access log on stderr
             pass

@@ -55,6 +55,8 @@ class ServerOptions:
     prometheus_path: str = None  # serve the metrics page at this REST path; None = off
     enable_grpc_healthcheck_service: bool = False  # grpc.health.v1.Health: "" is SERVING until stop
     grpc_channel_arguments: dict = dataclasses.field(default_factory=dict)  # e.g. {"grpc.max_connection_age_ms": 30000}
+    rest_api_enable_cors_support: bool = False  # CORS headers on REST answers, 204 to OPTIONS preflights
+    ssl_config: object = None  # ssl_config.SslConfig: TLS on the gRPC port and socket; None = plaintext
 
 
 def parse_grpc_channel_arguments(text):
@@ -234,27 +236,40 @@ class ModelServer:
             # As gRPC C++'s default health service, which TF Serving enables: the server as a
             # whole ("") is SERVING; other service names are NOT_FOUND.
             self._health.set("", health_pb2.HealthCheckResponse.SERVING)
-        address = f"{self.options.host}:{self.options.port}"
-        self.port = self._grpc.add_insecure_port(address)
-        if not self.port:
-            raise OSError(f"cannot bind gRPC to {address}")
+        self.port = self._bind(f"{self.options.host}:{self.options.port}")
         if self.options.grpc_socket_path:
-            if not self._grpc.add_insecure_port(f"unix:{self.options.grpc_socket_path}"):
-                raise OSError(f"cannot bind gRPC to unix:{self.options.grpc_socket_path}")
+            self._bind(f"unix:{self.options.grpc_socket_path}")
         self._grpc.start()
-        self.log(f"albert-serve: gRPC on {self.options.host}:{self.port} serving {', '.join(self.manager.model_names())}")
+        tls = " (TLS, client certificates required)" if self.options.ssl_config and self.options.ssl_config.client_verify \
+            else " (TLS)" if self.options.ssl_config else ""
+        self.log(f"albert-serve: gRPC{tls} on {self.options.host}:{self.port} serving "
+                 f"{', '.join(self.manager.model_names())}")
         if self.options.rest_api_port:
             self._rest = RestServer(RestApi(self), self.options.host, self.options.rest_api_port,
                                     num_threads=self.options.rest_api_num_threads,
                                     timeout_seconds=self.options.rest_api_timeout_in_ms / 1000,
                                     prometheus_path=self.options.prometheus_path,
-                                    metrics_page=self.metrics.prometheus_page)
+                                    metrics_page=self.metrics.prometheus_page,
+                                    cors=self.options.rest_api_enable_cors_support)
             self.rest_port = self._rest.port
             self.log(f"albert-serve: REST on http://{self.options.host}:{self.rest_port}/v1/models/<name>")
             if self.options.prometheus_path:
                 self.log(f"albert-serve: Prometheus metrics on http://{self.options.host}:{self.rest_port}"
                          f"{self.options.prometheus_path}")
         return self
+
+    def _bind(self, address):
+        """Adds a gRPC listening address (TLS when options.ssl_config is set); returns the port."""
+        try:
+            if self.options.ssl_config is not None:
+                port = self._grpc.add_secure_port(address, self.options.ssl_config.server_credentials())
+            else:
+                port = self._grpc.add_insecure_port(address)
+        except RuntimeError:  # grpc raises "Failed to bind" rather than returning 0
+            port = 0
+        if not port:
+            raise OSError(f"cannot bind gRPC to {address}")
+        return port
 
     def wait(self):
         """Blocks until `stop` has finished."""
