@@ -50,6 +50,7 @@ flags.DEFINE_integer("tensorflow_inter_op_parallelism", 0, "TF inter-op threads 
 flags.DEFINE_integer("tensorflow_session_parallelism", 0,
                      "TF intra-op and inter-op threads both (0 = auto); used when neither of the two flags above "
                      "is set, as in TF Serving.")
+flags.DEFINE_list("saved_model_tags", ["serve"], "Tags of the MetaGraph to load from each SavedModel, comma-separated.")
 flags.DEFINE_string("ssl_config_file", None,
                     "SSLConfig text proto (server_key, server_cert: PEM text; custom_ca, client_verify): serve gRPC "
                     "over TLS, on --port and --grpc_socket_path. The REST port stays plain HTTP.")
@@ -66,7 +67,7 @@ flags.DEFINE_list("custom_op_modules", ["tensorflow_text"], "Python modules impo
 
 # tensorflow_model_server flags that albert-serve accepts and ignores, with a warning.
 IGNORED_TF_SERVING_FLAGS = (
-    "platform_config_file", "enable_profiler", "saved_model_tags",
+    "platform_config_file", "enable_profiler",
     "per_process_gpu_memory_fraction", "num_load_threads",
     "num_unload_threads", "xla_cpu_compilation_enabled", "enable_signature_method_name_check",
     "use_alts_credentials", "prefer_tflite_model", "num_tflite_pools",
@@ -218,6 +219,7 @@ def main(argv):
             grpc_channel_arguments=channel_arguments,
             rest_api_enable_cors_support=FLAGS.rest_api_enable_cors_support,
             ssl_config=ssl_config,
+            saved_model_tags=tuple(FLAGS.saved_model_tags),
         )
         server = ModelServer(options, log=log).start()
     except (ModelConfigError, BatchingConfigError) as e:

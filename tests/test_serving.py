@@ -689,6 +689,18 @@ def test_warmup_failure_fails_the_load(models, tmp_path, case):
     assert returncode == 1 and "Failed to start server" in stderr and expected in stderr
 
 
+def test_saved_model_tags_choose_the_meta_graph(models):
+    """--saved_model_tags names the MetaGraph to load; an export has only {serve}, so
+    serve,gpu fails the load with TF Serving's message."""
+    process = ServerProcess("embedded", [f"--model_base_path={models['base'] / 'albert'}", "--model_name=albert",
+                                         "--saved_model_tags=serve,gpu", "--max_num_load_retries=0"],
+                            expect_ready=False)
+    returncode = process.wait_exit()
+    _, stderr = process.stop()
+    assert returncode == 1 and "Could not find meta graph def matching supplied tags: { serve gpu }" in stderr, \
+        stderr[-2000:]
+
+
 # ----------------------------------------------------------------- transport (embedded)
 def test_grpc_channel_arguments_parse_as_tf_serving_reads_them():
     assert parse_grpc_channel_arguments("grpc.max_connection_age_ms=30000, grpc.lb_policy_name = round_robin,,"

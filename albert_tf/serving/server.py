@@ -56,6 +56,7 @@ class ServerOptions:
     enable_grpc_healthcheck_service: bool = False  # grpc.health.v1.Health: "" is SERVING until stop
     grpc_channel_arguments: dict = dataclasses.field(default_factory=dict)  # e.g. {"grpc.max_connection_age_ms": 30000}
     rest_api_enable_cors_support: bool = False  # CORS headers on REST answers, 204 to OPTIONS preflights
+    saved_model_tags: tuple = ("serve",)  # the MetaGraph to load, by its tag set
     ssl_config: object = None  # ssl_config.SslConfig: TLS on the gRPC port and socket; None = plaintext
 
 
@@ -178,6 +179,7 @@ class ModelServer:
             allow_labels_for_unavailable=options.allow_version_labels_for_unavailable_models,
             log=log,
             metrics=self.metrics,
+            saved_model_tags=options.saved_model_tags,
         )
         self.batcher = Batcher(options.batching, self._run_unbatched, metrics=self.metrics) if options.batching else None
         self.manager.run = self.run
