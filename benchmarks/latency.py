@@ -155,9 +155,9 @@ def cosine(a, b):
 def start_server(backend, model_dir, name, extra_args=()):
     """albert-serve ("embedded") or tensorflow_model_server ("binary") serving the model
     directory `model_dir` as `name`; a started albert_tf.serving.process.ModelServerProcess."""
-    flags = [f"--model_name={name}", f"--model_base_path={model_dir}", *extra_args]
-    if backend == "binary":
-        flags.append("--xla_cpu_compilation_enabled=true")  # for the --xla variants' sake; harmless otherwise
+    flags = [f"--model_name={name}", f"--model_base_path={model_dir}",
+             "--xla_cpu_compilation_enabled=true",  # both servers need it for the --xla variants; harmless otherwise
+             *extra_args]
     return ModelServerProcess(backend, flags)
 
 

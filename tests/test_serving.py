@@ -701,6 +701,34 @@ def test_saved_model_tags_choose_the_meta_graph(models):
         stderr[-2000:]
 
 
+@pytest.mark.slow
+def test_xla_exports_load_only_with_xla_cpu_compilation_enabled(models, tmp_path, spm_model_file):
+    """As tensorflow_model_server: an --xla_short_lengths export fails to load without
+    --xla_cpu_compilation_enabled (albert-serve says why), and with it the short path
+    answers like the Keras model."""
+    base = tmp_path / "albert"
+    export_saved_model(ExportOptions(checkpoint=str(models["root"] / "ckpt" / "albert"), albert_config=models["config"],
+                                     export_base=str(tmp_path), model_name="albert", model="pretrainer",
+                                     spm_model_file=spm_model_file, max_seq_length=MAX_SEQ, xla_short_lengths=(8,)),
+                       log=lambda _: None)
+    refused = ServerProcess("embedded", [f"--model_base_path={base}", "--model_name=albert", "--max_num_load_retries=0"],
+                            expect_ready=False)
+    returncode = refused.wait_exit()
+    _, stderr = refused.stop()
+    assert returncode == 1 and "XLA-compiled function(s)" in stderr, stderr[-2000:]
+    assert "start the server with --xla_cpu_compilation_enabled=true" in stderr
+    process = ServerProcess("embedded", [f"--model_base_path={base}", "--model_name=albert",
+                                         "--xla_cpu_compilation_enabled=true"])
+    try:
+        with AlbertClient(process.address, "albert", retries=0) as client:
+            pooled = client.predict(["Hello world."], output_filter=["pooled_output"])["pooled_output"]
+    finally:
+        process.stop()
+    expected = models["albert"].backbone.predict_on_batch(
+        keras_text_inputs(models["tokenizer"], ["Hello world."], [None], MAX_SEQ))["pooled_output"]
+    np.testing.assert_allclose(pooled, expected, atol=1e-5, rtol=0)
+
+
 # ----------------------------------------------------------------- transport (embedded)
 def test_grpc_channel_arguments_parse_as_tf_serving_reads_them():
     assert parse_grpc_channel_arguments("grpc.max_connection_age_ms=30000, grpc.lb_policy_name = round_robin,,"

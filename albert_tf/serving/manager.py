@@ -79,13 +79,16 @@ class ModelManager:
       metrics: a monitoring.Metrics that gets each completed warmup's time
         (:tensorflow:serving:model_warmup_latency), or None.
       saved_model_tags: the MetaGraph to load from each SavedModel (`--saved_model_tags`).
+      xla_cpu_compilation_enabled: load SavedModels with XLA-compiled functions; when False
+        (TF Serving's default) such a version fails to load.
     """
 
     def __init__(self, config, poll_wait_seconds=1.0, enable_warmup=True, warmup_iterations=1,
                  max_load_retries=5, load_retry_interval=60.0, allow_labels_for_unavailable=False, log=print,
-                 metrics=None, saved_model_tags=("serve",)):
+                 metrics=None, saved_model_tags=("serve",), xla_cpu_compilation_enabled=False):
         self.poll_wait_seconds = poll_wait_seconds
         self.saved_model_tags = tuple(saved_model_tags)
+        self.xla_cpu_compilation_enabled = xla_cpu_compilation_enabled
         self.enable_warmup = enable_warmup
         self.warmup_iterations = max(1, warmup_iterations)
         self.max_load_retries = max_load_retries
@@ -226,7 +229,8 @@ class ModelManager:
         self._set_status(state, version, State.LOADING)
         started = time.perf_counter()
         try:
-            loaded = servables.LoadedVersion(name, version, path, tags=self.saved_model_tags)
+            loaded = servables.LoadedVersion(name, version, path, tags=self.saved_model_tags,
+                                             allow_xla=self.xla_cpu_compilation_enabled)
             records = self._warm(loaded) if self.enable_warmup else 0
         except Exception as e:  # noqa: BLE001 - any load failure is reported in the status
             code = e.code if isinstance(e, ServingError) else grpc.StatusCode.UNKNOWN

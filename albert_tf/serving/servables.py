@@ -39,9 +39,11 @@ class LoadedVersion:
     Attributes: `name`, `version` (int), `path`, `signature_defs` ({name: SignatureDef}),
     `manifest` (albert_export.json as a dict, or {} for other SavedModels).
     `run(signature, inputs)` takes {alias: numpy} and returns {alias: numpy}.
+    With `allow_xla=False` (tensorflow_model_server's default, `--xla_cpu_compilation_enabled`
+    unset) a SavedModel with XLA-compiled functions fails to load with FAILED_PRECONDITION.
     """
 
-    def __init__(self, name, version, path, tags=("serve",)):
+    def __init__(self, name, version, path, tags=("serve",), allow_xla=True):
         self.name, self.version, self.path = name, version, path
         proto = saved_model_pb2.SavedModel()
         with open(os.path.join(path, "saved_model.pb"), "rb") as f:
@@ -50,6 +52,13 @@ class LoadedVersion:
         if meta_graph is None:
             raise ServingError(grpc.StatusCode.NOT_FOUND, f"Could not find meta graph def matching supplied tags: "
                                                           f"{{ {' '.join(tags)} }}. in {path}")
+        compiled = [f.signature.name for f in meta_graph.graph_def.library.function if f.attr["_XlaMustCompile"].b]
+        if compiled and not allow_xla:
+            # TF Serving would fail the first compilation, which is the warmup of albert-tf's XLA exports.
+            raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
+                               f"{path} has {len(compiled)} XLA-compiled function(s) (an albert-export --xla or "
+                               "--xla_short_lengths export); start the server with --xla_cpu_compilation_enabled=true, "
+                               "which tensorflow_model_server needs for it too")
         self.all_signature_defs = dict(meta_graph.signature_def)
         self.signature_defs = {k: v for k, v in self.all_signature_defs.items() if not k.startswith("__")}
         self._loaded = tf.saved_model.load(path, tags=list(tags))

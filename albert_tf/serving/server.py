@@ -57,6 +57,7 @@ class ServerOptions:
     grpc_channel_arguments: dict = dataclasses.field(default_factory=dict)  # e.g. {"grpc.max_connection_age_ms": 30000}
     rest_api_enable_cors_support: bool = False  # CORS headers on REST answers, 204 to OPTIONS preflights
     saved_model_tags: tuple = ("serve",)  # the MetaGraph to load, by its tag set
+    xla_cpu_compilation_enabled: bool = False  # as TF Serving: exports with XLA functions need it
     ssl_config: object = None  # ssl_config.SslConfig: TLS on the gRPC port and socket; None = plaintext
 
 
@@ -180,6 +181,7 @@ class ModelServer:
             log=log,
             metrics=self.metrics,
             saved_model_tags=options.saved_model_tags,
+            xla_cpu_compilation_enabled=options.xla_cpu_compilation_enabled,
         )
         self.batcher = Batcher(options.batching, self._run_unbatched, metrics=self.metrics) if options.batching else None
         self.manager.run = self.run
