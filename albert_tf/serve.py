@@ -53,6 +53,8 @@ flags.DEFINE_integer("tensorflow_session_parallelism", 0,
 flags.DEFINE_bool("xla_cpu_compilation_enabled", False,
                   "Allow SavedModels with XLA-compiled functions (albert-export --xla or --xla_short_lengths). "
                   "Off by default, as in TF Serving, where such a model then fails at its first compilation.")
+flags.DEFINE_bool("enable_signature_method_name_check", False,
+                  "Predict only on signatures whose method_name is predict, classify or regress (others: INTERNAL).")
 flags.DEFINE_list("saved_model_tags", ["serve"], "Tags of the MetaGraph to load from each SavedModel, comma-separated.")
 flags.DEFINE_string("ssl_config_file", None,
                     "SSLConfig text proto (server_key, server_cert: PEM text; custom_ca, client_verify): serve gRPC "
@@ -72,7 +74,7 @@ flags.DEFINE_list("custom_op_modules", ["tensorflow_text"], "Python modules impo
 IGNORED_TF_SERVING_FLAGS = (
     "platform_config_file", "enable_profiler",
     "per_process_gpu_memory_fraction", "num_load_threads",
-    "num_unload_threads", "enable_signature_method_name_check",
+    "num_unload_threads",
     "use_alts_credentials", "prefer_tflite_model", "num_tflite_pools",
     "num_tflite_interpreters_per_pool", "enable_per_model_batching_parameters", "flush_filesystem_caches",
     "use_tflite_model", "remove_unused_fields_from_bundle_metagraph", "response_tensor_as_tensor_content",
@@ -224,6 +226,7 @@ def main(argv):
             ssl_config=ssl_config,
             saved_model_tags=tuple(FLAGS.saved_model_tags),
             xla_cpu_compilation_enabled=FLAGS.xla_cpu_compilation_enabled,
+            enable_signature_method_name_check=FLAGS.enable_signature_method_name_check,
         )
         server = ModelServer(options, log=log).start()
     except (ModelConfigError, BatchingConfigError) as e:

@@ -39,13 +39,13 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from albert_tf.checkpoints import build_model
 from albert_tf.export import warmup
-from albert_tf.export.exporter import ExportOptions, export_saved_model
+from albert_tf.export.exporter import ExportOptions, export_saved_model, set_method_names
 from albert_tf.serving.batching import Batcher, BatchingConfigError, BatchingParameters
 from albert_tf.serving.client import AlbertClient, ServingClientError
 from albert_tf.serving import rest as rest_api
-from albert_tf.serving.manager import ModelConfigError, ModelManager, parse_model_config_file
+from albert_tf.serving.manager import ModelConfigError, ModelManager, parse_model_config_file, single_model_config
 from albert_tf.serving.process import free_port
-from albert_tf.serving.server import parse_grpc_channel_arguments
+from albert_tf.serving.server import ModelServer, ServerOptions, parse_grpc_channel_arguments
 from albert_tf.serving.tensors import ServingError
 from albert_tf.text import SentencePieceTokenizer
 from tests.conftest import random_inputs
@@ -727,6 +727,38 @@ def test_xla_exports_load_only_with_xla_cpu_compilation_enabled(models, tmp_path
     expected = models["albert"].backbone.predict_on_batch(
         keras_text_inputs(models["tokenizer"], ["Hello world."], [None], MAX_SEQ))["pooled_output"]
     np.testing.assert_allclose(pooled, expected, atol=1e-5, rtol=0)
+
+
+def test_signature_method_name_check(models, tmp_path):
+    """--enable_signature_method_name_check: Predict on a signature whose method_name is not
+    predict/classify/regress fails with TF Serving's INTERNAL message, over gRPC and REST;
+    without the check it runs."""
+    shutil.copytree(models["base"] / "albert" / "1", tmp_path / "albert" / "1")
+    set_method_names(str(tmp_path / "albert" / "1"), {"serving_default": "custom/method"})
+    rest_port = free_port()
+    server = ModelServer(ServerOptions(model_config=single_model_config("albert", str(tmp_path / "albert")), port=0,
+                                       enable_model_warmup=False, rest_api_port=rest_port,
+                                       enable_signature_method_name_check=True), log=lambda _: None).start()
+    message = ("Expected prediction signature method_name to be one of {tensorflow/serving/predict, "
+               "tensorflow/serving/classify, tensorflow/serving/regress}. Was: custom/method")
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "albert"
+    request.inputs["text"].CopyFrom(tf.make_tensor_proto(np.array([b"Hello."], object)))
+    request.output_filter.append("pooled_output")
+    body = json.dumps({"instances": [{"text": "Hello."}]}).encode()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.Predict(request, timeout=30)
+            assert (caught.value.code(), caught.value.details()) == (grpc.StatusCode.INTERNAL, message)
+            server.rest_url = f"http://127.0.0.1:{server.rest_port}/v1/models"
+            assert rest(server, "/albert:predict", body) == (500, {"error": message})
+            server.options.enable_signature_method_name_check = False  # read per request
+            assert tf.make_ndarray(stub.Predict(request, timeout=30).outputs["pooled_output"]).shape == (1, 32)
+            assert rest(server, "/albert:predict", body)[0] == 200
+    finally:
+        server.stop(grace=1)
 
 
 # ----------------------------------------------------------------- transport (embedded)

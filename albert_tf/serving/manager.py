@@ -81,12 +81,16 @@ class ModelManager:
       saved_model_tags: the MetaGraph to load from each SavedModel (`--saved_model_tags`).
       xla_cpu_compilation_enabled: load SavedModels with XLA-compiled functions; when False
         (TF Serving's default) such a version fails to load.
+      enable_signature_method_name_check: warmup Predicts check method names (see
+        servables.predict).
     """
 
     def __init__(self, config, poll_wait_seconds=1.0, enable_warmup=True, warmup_iterations=1,
                  max_load_retries=5, load_retry_interval=60.0, allow_labels_for_unavailable=False, log=print,
-                 metrics=None, saved_model_tags=("serve",), xla_cpu_compilation_enabled=False):
+                 metrics=None, saved_model_tags=("serve",), xla_cpu_compilation_enabled=False,
+                 enable_signature_method_name_check=False):
         self.poll_wait_seconds = poll_wait_seconds
+        self.enable_signature_method_name_check = enable_signature_method_name_check
         self.saved_model_tags = tuple(saved_model_tags)
         self.xla_cpu_compilation_enabled = xla_cpu_compilation_enabled
         self.enable_warmup = enable_warmup
@@ -266,7 +270,8 @@ class ModelManager:
             kind = log.WhichOneof("log_type")
             for _ in range(self.warmup_iterations):
                 if kind == "predict_log":
-                    servables.predict(resolve, log.predict_log.request, run=self.run)
+                    servables.predict(resolve, log.predict_log.request, run=self.run,
+                                      check_method_name=self.enable_signature_method_name_check)
                 elif kind == "classify_log":
                     servables.classify(resolve, log.classify_log.request, run=self.run)
                 elif kind == "regress_log":

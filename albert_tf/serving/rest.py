@@ -340,7 +340,8 @@ class RestApi:
         request.model_spec.signature_name = signature_name
         for alias, value in inputs.items():
             request.inputs[alias].CopyFrom(to_tensor_proto(value))
-        response = servables.predict(lambda _: version, request, run=self.model_server.runner("Predict"))
+        response = servables.predict(lambda _: version, request, run=self.model_server.runner("Predict"),
+                                     check_method_name=self.model_server.options.enable_signature_method_name_check)
         return _predict_json(response, row_format)
 
     def _with_examples(self, request, spec, body):

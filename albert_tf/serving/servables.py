@@ -154,7 +154,10 @@ def response_model_spec(target, request_spec, version, signature_name):
         target.signature_name = signature_name
 
 
-def predict(resolve, request, run=None, tensor_content=False):
+PREDICT_METHODS = ("tensorflow/serving/predict", CLASSIFY_METHOD, REGRESS_METHOD)
+
+
+def predict(resolve, request, run=None, tensor_content=False, check_method_name=False):
     """Serves one PredictRequest.
 
     Args:
@@ -163,12 +166,17 @@ def predict(resolve, request, run=None, tensor_content=False):
       run: optional (version, signature_name, inputs) → outputs, e.g. the batcher;
         default `version.run`.
       tensor_content: encode outputs as tensor_content instead of typed fields.
+      check_method_name: `--enable_signature_method_name_check`: refuse (INTERNAL, TF
+        Serving's message) a signature whose method_name is not predict, classify or regress.
     Returns a PredictResponse. Raises ServingError.
     """
     if not request.HasField("model_spec"):
         raise invalid_argument("Missing ModelSpec")
     version = resolve(request.model_spec)
     name, signature = signature_for(version, request.model_spec.signature_name)
+    if check_method_name and signature.method_name not in PREDICT_METHODS:
+        raise ServingError(grpc.StatusCode.INTERNAL, "Expected prediction signature method_name to be one of "
+                                                     f"{{{', '.join(PREDICT_METHODS)}}}. Was: {signature.method_name}")
     inputs = validated_inputs(signature, request.inputs)
     aliases = checked_output_filter(signature, list(request.output_filter))
     outputs = (run or (lambda v, s, i: v.run(s, i)))(version, name, inputs)

@@ -58,6 +58,7 @@ class ServerOptions:
     rest_api_enable_cors_support: bool = False  # CORS headers on REST answers, 204 to OPTIONS preflights
     saved_model_tags: tuple = ("serve",)  # the MetaGraph to load, by its tag set
     xla_cpu_compilation_enabled: bool = False  # as TF Serving: exports with XLA functions need it
+    enable_signature_method_name_check: bool = False  # Predict only on predict/classify/regress signatures
     ssl_config: object = None  # ssl_config.SslConfig: TLS on the gRPC port and socket; None = plaintext
 
 
@@ -113,7 +114,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         server = self.model_server
         return _serve(context, lambda: servables.predict(
             server.manager.resolve, request, run=server.runner("Predict"),
-            tensor_content=server.options.enable_serialization_as_tensor_content), self._recorder(request, "Predict"))
+            tensor_content=server.options.enable_serialization_as_tensor_content,
+            check_method_name=server.options.enable_signature_method_name_check), self._recorder(request, "Predict"))
 
     def Classify(self, request, context):  # noqa: N802
         server = self.model_server
@@ -182,6 +184,7 @@ class ModelServer:
             metrics=self.metrics,
             saved_model_tags=options.saved_model_tags,
             xla_cpu_compilation_enabled=options.xla_cpu_compilation_enabled,
+            enable_signature_method_name_check=options.enable_signature_method_name_check,
         )
         self.batcher = Batcher(options.batching, self._run_unbatched, metrics=self.metrics) if options.batching else None
         self.manager.run = self.run
