@@ -56,9 +56,9 @@ class LoadedVersion:
         if compiled and not allow_xla:
             # TF Serving would fail the first compilation, which is the warmup of albert-tf's XLA exports.
             raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
-                               f"{path} has {len(compiled)} XLA-compiled function(s) (an albert-export --xla or "
-                               "--xla_short_lengths export); start the server with --xla_cpu_compilation_enabled=true, "
-                               "which tensorflow_model_server needs for it too")
+                               f"{path} has {len(compiled)} XLA-compiled function(s) (as albert-export --xla and "
+                               "--xla_short_lengths exports do); start the server with "
+                               "--xla_cpu_compilation_enabled=true, which tensorflow_model_server needs for it too")
         self.all_signature_defs = dict(meta_graph.signature_def)
         self.signature_defs = {k: v for k, v in self.all_signature_defs.items() if not k.startswith("__")}
         self._loaded = tf.saved_model.load(path, tags=list(tags))
