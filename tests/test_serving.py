@@ -41,7 +41,7 @@ from albert_tf.checkpoints import build_model
 from albert_tf.export import warmup
 from albert_tf.export.exporter import ExportOptions, export_saved_model, set_method_names
 from albert_tf.serving.batching import Batcher, BatchingConfigError, BatchingParameters
-from albert_tf.serving.client import AlbertClient, ServingClientError
+from albert_tf.serving.client import AlbertClient, ServingClientError, TlsCredentials
 from albert_tf.serving import rest as rest_api
 from albert_tf.serving.manager import ModelConfigError, ModelManager, parse_model_config_file, single_model_config
 from albert_tf.serving.process import free_port
@@ -50,6 +50,7 @@ from albert_tf.serving.tensors import ServingError
 from albert_tf.text import SentencePieceTokenizer
 from tests.conftest import random_inputs
 from tests.model_server import BACKENDS, ServerProcess
+from tests.test_tls import pki, ssl_text_proto  # noqa: F401 - pki is a fixture
 from tests.test_export import PAIRS, TEXTS, keras_text_inputs, randomize, save_checkpoint, small_config
 
 Code = grpc.StatusCode
@@ -759,6 +760,29 @@ def test_signature_method_name_check(models, tmp_path):
             assert rest(server, "/albert:predict", body)[0] == 200
     finally:
         server.stop(grace=1)
+
+
+def test_albert_serve_over_tls(models, tmp_path, pki):
+    """albert-serve --ssl_config_file: a TLS client gets the model's answer, a plaintext
+    client gets UNAVAILABLE."""
+    config = tmp_path / "ssl.config"
+    config.write_text(ssl_text_proto({"server_key": pki["server_key"], "server_cert": pki["server_cert"]}))
+    tls = TlsCredentials(root_certificates=pki["ca"].encode())
+    process = ServerProcess("embedded", [f"--model_base_path={models['base'] / 'albert'}", "--model_name=albert",
+                                         f"--ssl_config_file={config}"], tls=tls)
+    try:
+        with AlbertClient(process.address, "albert", retries=0, tls=tls) as client:
+            pooled = client.predict(["Hello world."], output_filter=["pooled_output"])["pooled_output"]
+        with AlbertClient(process.address, "albert", retries=0, timeout=5) as plain:
+            with pytest.raises(ServingClientError) as caught:
+                plain.status()
+        assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+    finally:
+        _, stderr = process.stop()
+    assert "gRPC (TLS) on 127.0.0.1" in stderr
+    expected = models["albert"].backbone.predict_on_batch(
+        keras_text_inputs(models["tokenizer"], ["Hello world."], [None], MAX_SEQ))["pooled_output"]
+    np.testing.assert_allclose(pooled, expected, atol=1e-5, rtol=0)
 
 
 # ----------------------------------------------------------------- transport (embedded)

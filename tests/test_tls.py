@@ -74,7 +74,7 @@ def pki():
     return made
 
 
-def _text_proto(fields):
+def ssl_text_proto(fields):
     """An SSLConfig text proto; string values are written with escaped newlines."""
     lines = []
     for name, value in fields.items():
@@ -87,7 +87,7 @@ def _text_proto(fields):
 
 def _write_config(tmp_path, fields, name="ssl.config"):
     path = tmp_path / name
-    path.write_text(_text_proto(fields))
+    path.write_text(ssl_text_proto(fields))
     return str(path)
 
 

@@ -49,12 +49,14 @@ class ModelServerProcess:
       ready_timeout: seconds to wait for readiness when `expect_ready`.
       expect_ready: wait until the server answers before returning.
       log_path: where its stderr goes; by default a temporary file, deleted by `stop()`.
+      tls: a client.TlsCredentials for the readiness check of a server started with
+        --ssl_config_file (None: plaintext).
 
     `.address` is "127.0.0.1:<port>". `stop()` returns (exit code, stderr text). Usable
     as a context manager, which stops the server on exit.
     """
 
-    def __init__(self, backend, flags, binary=None, ready_timeout=180.0, expect_ready=True, log_path=None):
+    def __init__(self, backend, flags, binary=None, ready_timeout=180.0, expect_ready=True, log_path=None, tls=None):
         if backend not in BACKENDS:
             raise ValueError(f"backend {backend!r}: expected one of {BACKENDS}")
         if backend == "embedded":
@@ -64,7 +66,7 @@ class ModelServerProcess:
             if not binary:
                 raise ModelServerError("no tensorflow_model_server binary: set TFS_MODEL_SERVER_BIN or put it on PATH")
             command = [binary]
-        self.backend = backend
+        self.backend, self.tls = backend, tls
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self._keep_log = log_path is not None
@@ -97,7 +99,8 @@ class ModelServerProcess:
         import grpc
         from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-        channel = grpc.insecure_channel(self.address)
+        channel = (grpc.insecure_channel(self.address) if self.tls is None else
+                   grpc.secure_channel(self.address, self.tls.channel_credentials()))
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         request = predict_pb2.PredictRequest()
         request.model_spec.name = "intentionally_missing_model"
