@@ -108,3 +108,12 @@ def wordpiece_vocab_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("wordpiece") / "vocab.txt"
     path.write_text("\n".join(tokens) + "\n", encoding="utf-8")
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def pki():
+    """PEM texts (str) for the TLS tests: ca, server_key/server_cert (localhost, 127.0.0.1),
+    client_key/client_cert, other_ca and other_client_key/other_client_cert."""
+    from tests.certificates import make_pki
+
+    return make_pki()

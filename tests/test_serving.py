@@ -50,7 +50,7 @@ from albert_tf.serving.tensors import ServingError
 from albert_tf.text import SentencePieceTokenizer
 from tests.conftest import random_inputs
 from tests.model_server import BACKENDS, ServerProcess
-from tests.test_tls import pki, ssl_text_proto  # noqa: F401 - pki is a fixture
+from tests.certificates import ssl_text_proto
 from tests.test_export import PAIRS, TEXTS, keras_text_inputs, randomize, save_checkpoint, small_config
 
 Code = grpc.StatusCode

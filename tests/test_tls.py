@@ -1,88 +1,27 @@
 """albert-serve's --ssl_config_file (gRPC over TLS, optionally mutual) and the clients' TLS options.
 
-Certificates are made here with `cryptography`: a CA, a server certificate for localhost /
-127.0.0.1 and a client certificate, all signed by the CA, plus a second CA that signs nothing
-the server trusts. The servers are in-process with no models: a GetModelStatus that comes
-back NOT_FOUND ("Could not find any versions of model ...") proves the call crossed TLS.
+Certificates come from the `pki` fixture (tests/certificates.py, made at run time): a CA, a
+server certificate for localhost / 127.0.0.1 and a client certificate, all signed by the CA,
+plus a second CA and a client of its own that the server does not trust. The servers are
+in-process with no models: a GetModelStatus that comes back NOT_FOUND ("Could not find any
+versions of model ...") proves the call crossed TLS.
 """
 
-import datetime
-import ipaddress
 import os
 import subprocess
 import sys
 
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
 
 from albert_tf.serving.client import AlbertClient, ServingClientError, TlsCredentials
 from albert_tf.serving.server import ModelServer, ServerOptions
 from albert_tf.serving.ssl_config import SslConfigError, read_ssl_config
+from tests.certificates import ssl_text_proto
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _key():
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _key_pem(key):
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
-
-
-def _cert_pem(cert):
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def _certificate(name, key, issuer_name, issuer_key, is_ca=False, hosts=()):
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-               .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True))
-    if hosts:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost")] + [x509.IPAddress(ipaddress.ip_address(h)) for h in hosts]), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-@pytest.fixture(scope="module")
-def pki():
-    """PEM texts: ca, server_key/server_cert (localhost, 127.0.0.1), client_key/client_cert,
-    other_ca and other_client_key/other_client_cert (signed by other_ca)."""
-    made = {}
-    for ca in ("ca", "other_ca"):
-        ca_key = _key()
-        made[ca] = _cert_pem(_certificate(ca, ca_key, ca, ca_key, is_ca=True))
-        made[f"{ca}_key_object"] = ca_key
-    server_key, client_key, other_client_key = _key(), _key(), _key()
-    made["server_key"], made["server_cert"] = _key_pem(server_key), _cert_pem(
-        _certificate("localhost", server_key, "ca", made["ca_key_object"], hosts=("127.0.0.1",)))
-    made["client_key"], made["client_cert"] = _key_pem(client_key), _cert_pem(
-        _certificate("client", client_key, "ca", made["ca_key_object"]))
-    made["other_client_key"], made["other_client_cert"] = _key_pem(other_client_key), _cert_pem(
-        _certificate("stranger", other_client_key, "other_ca", made["other_ca_key_object"]))
-    return made
-
-
-def ssl_text_proto(fields):
-    """An SSLConfig text proto; string values are written with escaped newlines."""
-    lines = []
-    for name, value in fields.items():
-        if isinstance(value, bool):
-            lines.append(f"{name}: {'true' if value else 'false'}")
-        else:
-            lines.append(f'{name}: "{value.encode("unicode_escape").decode()}"')
-    return "\n".join(lines) + "\n"
 
 
 def _write_config(tmp_path, fields, name="ssl.config"):
