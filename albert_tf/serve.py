@@ -37,6 +37,9 @@ flags.DEFINE_integer("model_config_file_poll_wait_seconds", 0, "Re-read --model_
 flags.DEFINE_float("file_system_poll_wait_seconds", 1, "Scan base paths for new versions this often (0 = once).")
 flags.DEFINE_bool("enable_batching", False, "Merge concurrent requests into batches (server-side batching).")
 flags.DEFINE_string("batching_parameters_file", None, "BatchingParameters text proto (needs --enable_batching).")
+flags.DEFINE_bool("enable_per_model_batching_parameters", False,
+                  "With --enable_batching: batch each model version with the batching_params.pbtxt in its "
+                  "directory; versions without one are not batched (as TF Serving).")
 flags.DEFINE_bool("enable_model_warmup", True, "Replay assets.extra/tf_serving_warmup_requests before serving.")
 flags.DEFINE_integer("num_request_iterations_for_warmup", 1, "Times each warmup record is replayed.")
 flags.DEFINE_integer("grpc_max_threads", max(64, 4 * (os.cpu_count() or 1)),
@@ -76,7 +79,7 @@ IGNORED_TF_SERVING_FLAGS = (
     "per_process_gpu_memory_fraction", "num_load_threads",
     "num_unload_threads",
     "use_alts_credentials", "prefer_tflite_model", "num_tflite_pools",
-    "num_tflite_interpreters_per_pool", "enable_per_model_batching_parameters", "flush_filesystem_caches",
+    "num_tflite_interpreters_per_pool", "flush_filesystem_caches",
     "use_tflite_model", "remove_unused_fields_from_bundle_metagraph", "response_tensor_as_tensor_content",
     "thread_pool_factory_config_file", "mixed_precision", "skip_initialize_tpu",
 )
@@ -148,6 +151,8 @@ def main(argv):
         raise app.UsageError(f"--rest_api_port={FLAGS.rest_api_port} must differ from --port")
     if FLAGS.batching_parameters_file and not FLAGS.enable_batching:
         raise app.UsageError("--batching_parameters_file needs --enable_batching")
+    if FLAGS.enable_per_model_batching_parameters and not FLAGS.enable_batching:
+        raise app.UsageError("--enable_per_model_batching_parameters needs --enable_batching")
     if FLAGS.rest_api_num_threads < 1 or FLAGS.rest_api_timeout_in_ms < 1:
         raise app.UsageError("--rest_api_num_threads and --rest_api_timeout_in_ms must be at least 1")
     from albert_tf.serving.monitoring import MonitoringConfigError, read_monitoring_config
@@ -227,6 +232,7 @@ def main(argv):
             saved_model_tags=tuple(FLAGS.saved_model_tags),
             xla_cpu_compilation_enabled=FLAGS.xla_cpu_compilation_enabled,
             enable_signature_method_name_check=FLAGS.enable_signature_method_name_check,
+            enable_per_model_batching_parameters=FLAGS.enable_per_model_batching_parameters,
         )
         server = ModelServer(options, log=log).start()
     except (ModelConfigError, BatchingConfigError) as e:

@@ -958,6 +958,133 @@ def test_batcher_stop_answers_queued_and_late_requests_unavailable():
     assert batcher.tasks_run == 1
 
 
+def test_batcher_threads_survive_waiting_for_the_same_batch():
+    """Two batch threads of one queue both wait out the batch timeout; the one that finds
+    the batch taken goes back to waiting instead of failing (it used to die on an empty
+    queue, and with every thread dead, requests waited forever)."""
+    def run(version, signature, inputs):
+        return {"doubled": inputs["x"] * 2}
+
+    batcher = Batcher(BatchingParameters(max_batch_size=64, batch_timeout_micros=50_000, num_batch_threads=2), run)
+    version = types.SimpleNamespace(manifest=None)
+    errors = []
+    threading.excepthook, previous_hook = (lambda args: errors.append(args.exc_value)), threading.excepthook
+    try:
+        for round_ in range(5):
+            with concurrent.futures.ThreadPoolExecutor(6) as pool:
+                doubled = list(pool.map(lambda i: batcher.run(version, "encode", {"x": np.array([i])})["doubled"].item(),
+                                        range(6)))
+            assert doubled == [0, 2, 4, 6, 8, 10]
+            time.sleep(0.1)  # both threads wait again
+        assert errors == [] and batcher.thread_count() == 2
+    finally:
+        threading.excepthook = previous_hook
+        batcher.stop()
+
+
+def test_batcher_retire_drains_the_queue_and_ends_its_threads():
+    """retire(version) (the version was unloaded): what is queued still runs as a batch,
+    the queue's threads end, and a late request to that version runs unbatched."""
+    calls = []
+
+    def run(version, signature, inputs):
+        calls.append(len(inputs["x"]))
+        return {"doubled": inputs["x"] * 2}
+
+    # A 30 s timeout: without retire, the two requests below would wait for more.
+    batcher = Batcher(BatchingParameters(max_batch_size=8, batch_timeout_micros=30_000_000, num_batch_threads=2), run)
+    old, new = types.SimpleNamespace(manifest=None), types.SimpleNamespace(manifest=None)
+    results = {}
+
+    def request(name, version, value):
+        def call():
+            try:
+                results[name] = batcher.run(version, "encode", {"x": np.array([value])})
+            except ServingError as e:
+                results[name] = e
+        thread = threading.Thread(target=call, daemon=True)
+        thread.start()
+        return thread
+
+    waiting = [request("a", old, 1), request("b", old, 2)]
+    other = request("c", new, 3)
+    deadline = time.monotonic() + 10
+    while sum(len(q.tasks) for q in batcher._queues.values()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert batcher.thread_count() == 4  # two queues, two threads each
+    batcher.retire(old)
+    for thread in waiting:
+        thread.join(10)
+    assert {results["a"]["doubled"].item(), results["b"]["doubled"].item()} == {2, 4} and calls == [2]
+    deadline = time.monotonic() + 10
+    while batcher.thread_count() > 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert batcher.thread_count() == 2 and "c" not in results  # the other version's queue is untouched
+    request("late", old, 5).join(10)
+    assert results["late"]["doubled"].item() == 10 and calls == [2, 1] and batcher.thread_count() == 2
+    batcher.stop()
+    other.join(10)
+    assert results["c"].code == grpc.StatusCode.UNAVAILABLE  # still waiting for its batch when the batcher stopped
+
+
+def test_per_model_batching_parameters_and_hot_swap_leave_no_batch_threads(models, tmp_path):
+    """--enable_per_model_batching_parameters: a version with batching_params.pbtxt batches
+    with its own parameters, one without is not batched; a batching_params.pbtxt that does
+    not parse fails the load; and when a new version replaces the old one, the old one's
+    batch threads end."""
+    shutil.copytree(models["base"] / "albert" / "1", tmp_path / "albert" / "1")
+    shutil.copytree(models["base"] / "cls" / "1", tmp_path / "cls" / "1")
+    (tmp_path / "albert" / "1" / "batching_params.pbtxt").write_text(
+        "max_batch_size { value: 4 }\nbatch_timeout_micros { value: 200000 }\nnum_batch_threads { value: 1 }\n")
+    config = write_config(tmp_path / "models.config", tmp_path, names=("albert", "cls"))
+    server = ModelServer(ServerOptions(model_config=parse_model_config_file(config), port=0,
+                                       file_system_poll_wait_seconds=0.2, enable_model_warmup=False,
+                                       batching=BatchingParameters(max_batch_size=32, batch_timeout_micros=1000),
+                                       enable_per_model_batching_parameters=True), log=lambda _: None).start()
+    try:
+        def predict(name, text):
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = name
+            request.inputs["text"].CopyFrom(tf.make_tensor_proto(np.array([text.encode()], object)))
+            request.output_filter.append("pooled_output" if name == "albert" else "probabilities")
+            with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+                return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=60)
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: predict("albert", f"text {i}"), range(8)))
+        assert server.batcher.tasks_run == 8 and server.batcher.batches_run <= 4  # merged, at most 4 per batch
+        assert {q.params.max_batch_size for q in server.batcher._queues.values()} == {4}
+        assert server.batcher.thread_count() == 1
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda i: predict("cls", f"text {i}"), range(4)))
+        assert server.batcher.tasks_run == 8  # cls has no batching_params.pbtxt: not batched
+        # A new albert version replaces version 1; version 1's batch thread ends.
+        shutil.copytree(tmp_path / "albert" / "1", tmp_path / "albert" / "2")
+        deadline = time.monotonic() + 60
+        while (server.manager.resolve(predict_pb2.PredictRequest(model_spec={"name": "albert"}).model_spec).version
+               != 2 and time.monotonic() < deadline):
+            time.sleep(0.1)
+        predict("albert", "after the swap")
+        deadline = time.monotonic() + 10
+        while server.batcher.thread_count() > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.batcher.thread_count() == 1 and len(server.batcher._queues) == 1
+        # A version whose batching_params.pbtxt does not parse does not load.
+        shutil.copytree(tmp_path / "albert" / "1", tmp_path / "albert" / "3")
+        (tmp_path / "albert" / "3" / "batching_params.pbtxt").write_text("max_batch_size: oops\n")
+        deadline = time.monotonic() + 60
+        status = {}
+        while time.monotonic() < deadline:
+            status = {s.version: s for s in server.manager.status(
+                predict_pb2.PredictRequest(model_spec={"name": "albert"}).model_spec)}
+            if 3 in status and status[3].status.error_code:
+                break
+            time.sleep(0.1)
+        assert "batching_params.pbtxt: " in status[3].status.error_message, status.get(3)
+    finally:
+        server.stop(grace=1)
+
+
 def test_batching_errors(models, tmp_path):
     params = tmp_path / "batching.txt"
     params.write_text("max_batch_size { value: 4 }\nbatch_timeout_micros { value: 1000000 }\n"

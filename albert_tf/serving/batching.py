@@ -19,9 +19,11 @@ cut back to the length each request would have had alone, so batching is invisib
 the results.
 """
 
+import os
 import re
 import threading
 import time
+import weakref
 
 import grpc
 import numpy as np
@@ -100,6 +102,23 @@ class BatchingParameters:
         return cls.from_text(read_config_text(path, flag, BatchingConfigError), source=f"{flag} {path}")
 
 
+MODEL_BATCHING_FILE = "batching_params.pbtxt"  # in a version directory (--enable_per_model_batching_parameters)
+
+
+def read_model_batching_parameters(version_dir):
+    """The BatchingParameters of `version_dir`/batching_params.pbtxt, or None when the
+    version has no such file. A file that does not parse raises ServingError
+    (INVALID_ARGUMENT) naming it, which fails the version's load, as in TF Serving."""
+    path = os.path.join(version_dir, MODEL_BATCHING_FILE)
+    if not os.path.exists(path):
+        return None
+    try:
+        return BatchingParameters.from_text(read_config_text(path, "--enable_per_model_batching_parameters",
+                                                             BatchingConfigError), source=path)
+    except BatchingConfigError as e:
+        raise invalid_argument(str(e)) from None
+
+
 class _Task:
     __slots__ = ("inputs", "size", "arrived", "done", "outputs", "error")
 
@@ -119,29 +138,44 @@ def _task_size(inputs):
     return sizes.pop() if sizes else 0
 
 
+def _reference(value):
+    """A weak reference to `value` if it takes one (LoadedVersion does), else a strong one."""
+    try:
+        return weakref.ref(value)
+    except TypeError:
+        return lambda: value
+
+
 class _Queue:
-    def __init__(self, batcher, version, signature):
-        self.batcher, self.version, self.signature = batcher, version, signature
+    """The requests waiting for one (version, signature), batched with `params`; its
+    threads end when the batcher stops, or once it is retired and empty."""
+
+    def __init__(self, batcher, version, signature, params):
+        self.batcher, self.version, self.signature, self.params = batcher, version, signature, params
         self.tasks, self.condition = [], threading.Condition()
         self.threads = []
+        self.retired = False
 
     def ensure_threads(self):
-        while len(self.threads) < max(1, self.batcher.params.num_batch_threads):
+        while len(self.threads) < max(1, self.params.num_batch_threads):
             thread = threading.Thread(target=self._loop, daemon=True, name="albert-serve-batch")
             thread.start()
             self.threads.append(thread)
 
     def _loop(self):
-        params = self.batcher.params
+        params = self.params
         timeout = params.batch_timeout_micros / 1e6
         while True:
             with self.condition:
-                while not self.tasks and not self.batcher.stopped:
+                while not self.tasks and not self.batcher.stopped and not self.retired:
                     self.condition.wait(0.5)
                 if self.batcher.stopped:
                     self._fail_queued()
                     return
-                while sum(t.size for t in self.tasks) < params.max_batch_size:
+                if not self.tasks:  # retired and drained
+                    return
+                # Another thread of this queue may take the batch while this one waits.
+                while self.tasks and sum(t.size for t in self.tasks) < params.max_batch_size and not self.retired:
                     remaining = self.tasks[0].arrived + timeout - time.monotonic()
                     if remaining <= 0:
                         break
@@ -152,7 +186,7 @@ class _Queue:
                     batch.append(task)
                     total += task.size
             if batch:
-                self.batcher.execute(self.version, self.signature, batch)
+                self.batcher.execute(self.version, self.signature, batch, params)
 
     def _fail_queued(self):
         """Answers every queued task UNAVAILABLE (the caller holds `condition`)."""
@@ -166,11 +200,14 @@ class Batcher:
     """Runs (version, signature, inputs) through merged batches; `run` blocks per request.
 
     Args:
-      params: BatchingParameters.
+      params: BatchingParameters, for every queue unless `run` is given others.
       run: the unbatched runner, (version, signature, inputs) → outputs.
       metrics: a monitoring.Metrics that gets each request's time in the queue
         (:tensorflow:serving:batching_session:queuing_latency, by thread_pool_name) and
         counts the batches run (wrapped_run_count), or None.
+
+    `retire(version)` ends the queues of an unloaded version once they are empty, so hot
+    swaps leave no batch threads behind.
     """
 
     def __init__(self, params, run, metrics=None):
@@ -179,6 +216,7 @@ class Batcher:
         self.metrics = metrics
         self._queues = {}
         self._lock = threading.Lock()
+        self._retired = {}  # id → weak reference of unloaded versions; late requests to them run unbatched
         self.stopped = False
         self.batches_run = 0
         self.tasks_run = 0
@@ -193,25 +231,55 @@ class Batcher:
             with queue.condition:
                 queue.condition.notify_all()
 
-    def run(self, version, signature, inputs):
+    def retire(self, version):
+        """Lets the queues of `version` (an unloaded model version) run what they hold and
+        end their threads; later requests to it run unbatched."""
+        with self._lock:
+            self._retired = {key: ref for key, ref in self._retired.items() if ref() is not None}
+            self._retired[id(version)] = _reference(version)
+            queues = [q for key, q in self._queues.items() if q.version is version]
+            for queue in queues:
+                del self._queues[(id(version), queue.signature)]
+        for queue in queues:
+            with queue.condition:
+                queue.retired = True
+                queue.condition.notify_all()
+
+    def thread_count(self):
+        """Batch threads still running (int), over every queue."""
+        with self._lock:
+            queues = list(self._queues.values())
+        return sum(t.is_alive() for q in queues for t in q.threads)
+
+    def run(self, version, signature, inputs, params=None):
         """Runs `signature` of `version` on `inputs` ({name: np.ndarray}, batch first) as part of a
-        merged batch; blocks and returns this task's rows of the outputs ({name: np.ndarray})."""
+        merged batch; blocks and returns this task's rows of the outputs ({name: np.ndarray}).
+        `params` (BatchingParameters) overrides the batcher's for this version's queues
+        (per-model batching parameters); a queue keeps the parameters it was made with."""
+        params = params or self.params
         size = _task_size(inputs)
-        if size > self.params.max_batch_size:
+        if size > params.max_batch_size:
             raise invalid_argument(f"Task size {size} is larger than maximum input batch size "
-                                   f"{self.params.max_batch_size}")
+                                   f"{params.max_batch_size}")
         key = (id(version), signature)
         with self._lock:
-            queue = self._queues.get(key)
-            if queue is None or queue.version is not version:
-                queue = self._queues[key] = _Queue(self, version, signature)
-            queue.ensure_threads()
+            retired = self._retired.get(id(version))
+            if retired is not None and retired() is version:
+                queue = None
+            else:
+                queue = self._queues.get(key)
+                if queue is None or queue.version is not version:
+                    queue = self._queues[key] = _Queue(self, version, signature, params)
+                queue.ensure_threads()
+        if queue is None:  # a request that resolved the version just before it was unloaded
+            return self._run(version, signature, inputs)
+        params = queue.params
         task = _Task(inputs, size)
         with queue.condition:
             if self.stopped:  # checked under the queue's lock, so a stopping thread cannot miss the task
                 raise ServingError(grpc.StatusCode.UNAVAILABLE, STOPPING_MESSAGE)
             waiting = sum(t.size for t in queue.tasks)
-            if waiting + size > self.params.max_batch_size * self.params.max_enqueued_batches:
+            if waiting + size > params.max_batch_size * params.max_enqueued_batches:
                 raise ServingError(grpc.StatusCode.UNAVAILABLE,
                                    "The batch scheduling queue to which this task was submitted is full")
             queue.tasks.append(task)
@@ -221,17 +289,18 @@ class Batcher:
             raise task.error
         return task.outputs
 
-    def execute(self, version, signature, tasks):
-        """Merges tasks, runs them once, and hands each its rows."""
+    def execute(self, version, signature, tasks, params=None):
+        """Merges tasks, runs them once, and hands each its rows (`params`: the queue's)."""
+        params = params or self.params
         if self.metrics is not None:
             now = time.monotonic()
             for task in tasks:
                 self.metrics.observe("/tensorflow/serving/batching_session/queuing_latency",
-                                     (self.params.thread_pool_name,), int((now - task.arrived) * 1e6))
+                                     (params.thread_pool_name,), int((now - task.arrived) * 1e6))
         try:
-            merged = self._merge(tasks)
+            merged = self._merge(tasks, params)
             rows = sum(t.size for t in tasks)
-            target = next((b for b in self.params.allowed_batch_sizes if b >= rows), rows)
+            target = next((b for b in params.allowed_batch_sizes if b >= rows), rows)
             if target > rows:  # pad up to an allowed batch size with copies of the first row
                 merged = {k: np.concatenate([v, np.repeat(v[:1], target - rows, axis=0)]) for k, v in merged.items()}
             outputs = self._run(version, signature, merged)
@@ -254,14 +323,15 @@ class Batcher:
             for task in tasks:
                 task.done.set()
 
-    def _merge(self, tasks):
+    @staticmethod
+    def _merge(tasks, params):
         """Concatenates each input along dim 0 (padding with zeros if allowed)."""
         merged = {}
         for alias in tasks[0].inputs:
             values = [t.inputs[alias] for t in tasks]
             shapes = {v.shape[1:] for v in values}
             if len(shapes) > 1:
-                if not self.params.pad_variable_length_inputs:
+                if not params.pad_variable_length_inputs:
                     raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
                                        f"Tensors with name '{alias}' from different tasks have different shapes and "
                                        "padding is turned off. Set pad_variable_length_inputs to true, or ensure that "

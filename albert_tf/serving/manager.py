@@ -19,6 +19,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from albert_tf.export import layout
 from albert_tf.export.warmup import MAX_WARMUP_RECORDS, WARMUP_FILE, read_warmup_file
 from albert_tf.serving import servables
+from albert_tf.serving.batching import read_model_batching_parameters
 from albert_tf.serving.monitoring import micros_since
 from albert_tf.serving.tensors import ServingError, invalid_argument, not_found
 from albert_tf.serving.text_proto import read_text_proto
@@ -75,6 +76,8 @@ class ModelManager:
       max_load_retries, load_retry_interval: retries of a failing version load.
       run: the function warmup requests run through (the server's batcher), default the
         version's own run.
+      on_unload: called with each LoadedVersion as it is unloaded (the server retires its
+        batch queues), or None.
       log: progress lines (str).
       metrics: a monitoring.Metrics that gets each completed warmup's time
         (:tensorflow:serving:model_warmup_latency), or None.
@@ -83,13 +86,17 @@ class ModelManager:
         (TF Serving's default) such a version fails to load.
       enable_signature_method_name_check: warmup Predicts check method names (see
         servables.predict).
+      per_model_batching: read each version's `batching_params.pbtxt` into its
+        `batching_parameters` (None when it has none), before warmup; a file that does not
+        parse fails the load.
     """
 
     def __init__(self, config, poll_wait_seconds=1.0, enable_warmup=True, warmup_iterations=1,
                  max_load_retries=5, load_retry_interval=60.0, allow_labels_for_unavailable=False, log=print,
                  metrics=None, saved_model_tags=("serve",), xla_cpu_compilation_enabled=False,
-                 enable_signature_method_name_check=False):
+                 enable_signature_method_name_check=False, per_model_batching=False):
         self.poll_wait_seconds = poll_wait_seconds
+        self.per_model_batching = per_model_batching
         self.enable_signature_method_name_check = enable_signature_method_name_check
         self.saved_model_tags = tuple(saved_model_tags)
         self.xla_cpu_compilation_enabled = xla_cpu_compilation_enabled
@@ -101,6 +108,7 @@ class ModelManager:
         self.log = log
         self.metrics = metrics
         self.run = None
+        self.on_unload = None
         self._lock = threading.RLock()
         self._reload_lock = threading.Lock()
         self._models = {}
@@ -221,7 +229,7 @@ class ModelManager:
             for version in sorted(set(state.available) - aspired):
                 if not aspired or any(v in state.available for v in aspired):
                     self._set_status(state, version, State.UNLOADING)
-                    del state.available[version]
+                    self._unloaded(state.available.pop(version))
                     self._set_status(state, version, State.END)
                     self.log(f"model {name}: unloaded version {version}")
 
@@ -232,11 +240,16 @@ class ModelManager:
         self._set_status(state, version, State.START)
         self._set_status(state, version, State.LOADING)
         started = time.perf_counter()
+        loaded = None
         try:
             loaded = servables.LoadedVersion(name, version, path, tags=self.saved_model_tags,
                                              allow_xla=self.xla_cpu_compilation_enabled)
+            if self.per_model_batching:
+                loaded.batching_parameters = read_model_batching_parameters(path)
             records = self._warm(loaded) if self.enable_warmup else 0
         except Exception as e:  # noqa: BLE001 - any load failure is reported in the status
+            if loaded is not None:
+                self._unloaded(loaded)  # its warmup may have started batch queues
             code = e.code if isinstance(e, ServingError) else grpc.StatusCode.UNKNOWN
             message = e.message if isinstance(e, ServingError) else f"{type(e).__name__}: {e}"
             state.failures[version] = state.failures.get(version, 0) + 1
@@ -286,8 +299,14 @@ class ModelManager:
         state = self._models.pop(name)
         for version in list(state.available):
             self._set_status(state, version, State.END)
+            self._unloaded(state.available[version])
         state.available.clear()
         self.log(f"model {name}: unloaded (no longer in the config)")
+
+    def _unloaded(self, loaded):
+        """Tells `on_unload` (the server's batcher) that `loaded` takes no new requests."""
+        if self.on_unload is not None:
+            self.on_unload(loaded)
 
     # ----------------------------------------------------------------- requests
     def resolve(self, model_spec):

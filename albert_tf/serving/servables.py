@@ -45,6 +45,7 @@ class LoadedVersion:
 
     def __init__(self, name, version, path, tags=("serve",), allow_xla=True):
         self.name, self.version, self.path = name, version, path
+        self.batching_parameters = None  # per-model BatchingParameters (batching_params.pbtxt), set by the manager
         proto = saved_model_pb2.SavedModel()
         with open(os.path.join(path, "saved_model.pb"), "rb") as f:
             proto.ParseFromString(f.read())

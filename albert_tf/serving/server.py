@@ -59,6 +59,7 @@ class ServerOptions:
     saved_model_tags: tuple = ("serve",)  # the MetaGraph to load, by its tag set
     xla_cpu_compilation_enabled: bool = False  # as TF Serving: exports with XLA functions need it
     enable_signature_method_name_check: bool = False  # Predict only on predict/classify/regress signatures
+    enable_per_model_batching_parameters: bool = False  # with batching: a version's batching_params.pbtxt, or none
     ssl_config: object = None  # ssl_config.SslConfig: TLS on the gRPC port and socket; None = plaintext
 
 
@@ -185,9 +186,12 @@ class ModelServer:
             saved_model_tags=options.saved_model_tags,
             xla_cpu_compilation_enabled=options.xla_cpu_compilation_enabled,
             enable_signature_method_name_check=options.enable_signature_method_name_check,
+            per_model_batching=bool(options.batching and options.enable_per_model_batching_parameters),
         )
         self.batcher = Batcher(options.batching, self._run_unbatched, metrics=self.metrics) if options.batching else None
         self.manager.run = self.run
+        if self.batcher is not None:
+            self.manager.on_unload = self.batcher.retire
         self._grpc = None
         self._rest = None
         self._health = None
@@ -200,10 +204,16 @@ class ModelServer:
         return version.run(signature, inputs)
 
     def run(self, version, signature, inputs):
-        """Runs a signature, through the batcher when batching is on."""
-        if self.batcher is not None:
+        """Runs a signature, through the batcher when batching is on. With per-model
+        batching parameters, a version batches with its own batching_params.pbtxt and one
+        without that file is not batched (TF Serving's rule)."""
+        if self.batcher is None:
+            return version.run(signature, inputs)
+        if not self.options.enable_per_model_batching_parameters:
             return self.batcher.run(version, signature, inputs)
-        return version.run(signature, inputs)
+        if version.batching_parameters is None:
+            return version.run(signature, inputs)
+        return self.batcher.run(version, signature, inputs, params=version.batching_parameters)
 
     def runner(self, api):
         """`run` for one API ("Predict", "Classify", "Regress"): it also records the call's
