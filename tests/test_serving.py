@@ -915,6 +915,20 @@ def test_manager_stopped_while_waiting_for_a_first_version_gives_up(tmp_path):
     assert "{albert, the server was stopped before a version became available}" in errors[0].message
 
 
+def batch_request(batcher, results, name, version, value):
+    """Runs batcher.run(version, "encode", {"x": [value]}) in a daemon thread (so a request
+    left waiting cannot hang the test run); results[name] gets the outputs or the
+    ServingError. Returns the started thread."""
+    def call():
+        try:
+            results[name] = batcher.run(version, "encode", {"x": np.array([value])})
+        except ServingError as e:
+            results[name] = e
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_batcher_stop_answers_queued_and_late_requests_unavailable():
     """A request queued behind a running batch when the batcher stops, and one that comes
     after, get UNAVAILABLE instead of waiting forever; the running batch still finishes."""
@@ -929,15 +943,8 @@ def test_batcher_stop_answers_queued_and_late_requests_unavailable():
     version = types.SimpleNamespace(manifest=None)  # not an albert-tf export: outputs are not trimmed
     results = {}
 
-    def request(name, value):  # daemon threads, so a request left waiting cannot hang the test run
-        def call():
-            try:
-                results[name] = batcher.run(version, "encode", {"x": np.array([value])})
-            except ServingError as e:
-                results[name] = e
-        thread = threading.Thread(target=call, daemon=True)
-        thread.start()
-        return thread
+    def request(name, value):
+        return batch_request(batcher, results, name, version, value)
 
     running = request("running", 1)
     assert started.wait(10)
@@ -997,14 +1004,7 @@ def test_batcher_retire_drains_the_queue_and_ends_its_threads():
     results = {}
 
     def request(name, version, value):
-        def call():
-            try:
-                results[name] = batcher.run(version, "encode", {"x": np.array([value])})
-            except ServingError as e:
-                results[name] = e
-        thread = threading.Thread(target=call, daemon=True)
-        thread.start()
-        return thread
+        return batch_request(batcher, results, name, version, value)
 
     waiting = [request("a", old, 1), request("b", old, 2)]
     other = request("c", new, 3)
