@@ -42,6 +42,7 @@ from albert_tf.export import warmup
 from albert_tf.export.exporter import ExportOptions, export_saved_model, set_method_names
 from albert_tf.serving.batching import Batcher, BatchingConfigError, BatchingParameters
 from albert_tf.serving.client import AlbertClient, ServingClientError, TlsCredentials
+from albert_tf.serving import batching as batching_module
 from albert_tf.serving import rest as rest_api
 from albert_tf.serving.manager import ModelConfigError, ModelManager, parse_model_config_file, single_model_config
 from albert_tf.serving.process import free_port
@@ -1022,6 +1023,12 @@ def test_batcher_retire_drains_the_queue_and_ends_its_threads():
     assert batcher.thread_count() == 2 and "c" not in results  # the other version's queue is untouched
     request("late", old, 5).join(10)
     assert results["late"]["doubled"].item() == 10 and calls == [2, 1] and batcher.thread_count() == 2
+    # A request that found the queue just before retire() marked it (its threads may be
+    # gone) runs unbatched as well, instead of waiting in a queue nobody serves.
+    third = types.SimpleNamespace(manifest=None)
+    marked = batcher._queues[(id(third), "encode")] = batching_module._Queue(batcher, third, "encode", batcher.params)
+    marked.retired = True
+    assert batcher.run(third, "encode", {"x": np.array([6])})["doubled"].item() == 12 and calls == [2, 1, 1]
     batcher.stop()
     other.join(10)
     assert results["c"].code == grpc.StatusCode.UNAVAILABLE  # still waiting for its batch when the batcher stopped

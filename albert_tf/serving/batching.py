@@ -278,12 +278,16 @@ class Batcher:
         with queue.condition:
             if self.stopped:  # checked under the queue's lock, so a stopping thread cannot miss the task
                 raise ServingError(grpc.StatusCode.UNAVAILABLE, STOPPING_MESSAGE)
-            waiting = sum(t.size for t in queue.tasks)
-            if waiting + size > params.max_batch_size * params.max_enqueued_batches:
-                raise ServingError(grpc.StatusCode.UNAVAILABLE,
-                                   "The batch scheduling queue to which this task was submitted is full")
-            queue.tasks.append(task)
-            queue.condition.notify()
+            late = queue.retired  # retired since it was looked up: its threads may have ended
+            if not late:
+                waiting = sum(t.size for t in queue.tasks)
+                if waiting + size > params.max_batch_size * params.max_enqueued_batches:
+                    raise ServingError(grpc.StatusCode.UNAVAILABLE,
+                                       "The batch scheduling queue to which this task was submitted is full")
+                queue.tasks.append(task)
+                queue.condition.notify()
+        if late:
+            return self._run(version, signature, inputs)
         task.done.wait()
         if task.error is not None:
             raise task.error
