@@ -53,7 +53,8 @@ class LoadedVersion:
         if meta_graph is None:
             raise ServingError(grpc.StatusCode.NOT_FOUND, f"Could not find meta graph def matching supplied tags: "
                                                           f"{{ {' '.join(tags)} }}. in {path}")
-        compiled = [f.signature.name for f in meta_graph.graph_def.library.function if f.attr["_XlaMustCompile"].b]
+        compiled = [f.signature.name for f in meta_graph.graph_def.library.function
+                    if "_XlaMustCompile" in f.attr and f.attr["_XlaMustCompile"].b]
         if compiled and not allow_xla:
             # TF Serving would fail the first compilation, which is the warmup of albert-tf's XLA exports.
             raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
