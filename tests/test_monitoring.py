@@ -170,7 +170,7 @@ class BlockingApi:
         self.release, self.lock = threading.Event(), threading.Lock()
         self.running = self.most_running = self.calls = 0
 
-    def handle(self, method, path, body):
+    def handle(self, method, path, body, deadline=None):
         with self.lock:
             self.calls += 1
             self.running += 1

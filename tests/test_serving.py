@@ -916,13 +916,13 @@ def test_manager_stopped_while_waiting_for_a_first_version_gives_up(tmp_path):
     assert "{albert, the server was stopped before a version became available}" in errors[0].message
 
 
-def batch_request(batcher, results, name, version, value):
-    """Runs batcher.run(version, "encode", {"x": [value]}) in a daemon thread (so a request
-    left waiting cannot hang the test run); results[name] gets the outputs or the
-    ServingError. Returns the started thread."""
+def batch_request(batcher, results, name, version, value, deadline=None):
+    """Runs batcher.run(version, "encode", {"x": [value]}, deadline=deadline) in a daemon
+    thread (so a request left waiting cannot hang the test run); results[name] gets the
+    outputs or the ServingError. Returns the started thread."""
     def call():
         try:
-            results[name] = batcher.run(version, "encode", {"x": np.array([value])})
+            results[name] = batcher.run(version, "encode", {"x": np.array([value])}, deadline=deadline)
         except ServingError as e:
             results[name] = e
     thread = threading.Thread(target=call, daemon=True)
@@ -988,6 +988,102 @@ def test_batcher_threads_survive_waiting_for_the_same_batch():
     finally:
         threading.excepthook = previous_hook
         batcher.stop()
+
+
+def test_batcher_drops_a_batch_whose_requests_all_timed_out():
+    """As TF Serving's batching session: a batch leaves the queue, and if every request in
+    it is past its deadline it is not run (RESOURCE_EXHAUSTED "Run() timeout exceeded while
+    waiting in batching queue"); a batch with one live request runs for all."""
+    release, calls = threading.Event(), []
+
+    def run(version, signature, inputs):
+        calls.append(inputs["x"].tolist())
+        release.wait(10)
+        return {"doubled": inputs["x"] * 2}
+
+    batcher = Batcher(BatchingParameters(max_batch_size=4, num_batch_threads=1), run)
+    version, results = types.SimpleNamespace(manifest=None), {}
+
+    def request(name, value, deadline):
+        return batch_request(batcher, results, name, version, value, deadline)
+
+    def queued(count):
+        deadline = time.monotonic() + 10
+        while sum(len(q.tasks) for q in batcher._queues.values()) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    threads = [request("blocker", 1, None)]
+    deadline = time.monotonic() + 10
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    soon = time.monotonic() + 0.2
+    threads += [request("expired 1", 2, soon), request("expired 2", 3, soon)]
+    queued(2)
+    time.sleep(0.4)  # both pass their deadline while the only batch thread is busy
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert calls == [[1]]  # the expired batch never ran
+    for name in ("expired 1", "expired 2"):
+        assert results[name].code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert results[name].message == "Run() timeout exceeded while waiting in batching queue"
+    # One request past its deadline and one without: the batch runs for both.
+    release.clear()
+    threads = [request("blocker 2", 4, None)]
+    while len(calls) < 2 and time.monotonic() < deadline + 10:
+        time.sleep(0.01)
+    threads += [request("late", 5, time.monotonic() + 0.1), request("patient", 6, None)]
+    queued(2)
+    time.sleep(0.3)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert calls[2] == [5, 6] and results["late"]["doubled"].item() == 10 and results["patient"]["doubled"].item() == 12
+    batcher.stop()
+
+
+def test_server_passes_grpc_and_rest_deadlines_to_the_batcher(models, tmp_path):
+    """A batched request whose gRPC deadline or REST timeout passes while it waits in the
+    queue is answered DEADLINE_EXCEEDED / 504 and its model call is never made."""
+    rest_port = free_port()
+    server = ModelServer(ServerOptions(model_config=single_model_config("albert", str(models["base"] / "albert")),
+                                       port=0, enable_model_warmup=False, rest_api_port=rest_port,
+                                       rest_api_timeout_in_ms=300,
+                                       batching=BatchingParameters(max_batch_size=1, num_batch_threads=1)),
+                         log=lambda _: None).start()
+    release, rows_run = threading.Event(), []
+    unbatched = server.batcher._run
+
+    def blocking_run(version, signature, inputs):
+        rows_run.append(len(next(iter(inputs.values()))))
+        release.wait(30)
+        return unbatched(version, signature, inputs)
+
+    server.batcher._run = blocking_run
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "albert"
+    request.inputs["text"].CopyFrom(tf.make_tensor_proto(np.array([b"Hello."], object)))
+    request.output_filter.append("pooled_output")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            blocker = stub.Predict.future(request, timeout=60)
+            deadline = time.monotonic() + 10
+            while not rows_run and time.monotonic() < deadline:
+                time.sleep(0.01)
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.Predict(request, timeout=0.3)  # queued behind the blocker until its deadline
+            assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            server.rest_url = f"http://127.0.0.1:{rest_port}/v1/models"
+            status, answer = rest(server, "/albert:predict", {"instances": [{"text": "Hello."}]})
+            assert status == 504, answer
+            release.set()
+            assert blocker.result(timeout=60).outputs["pooled_output"].tensor_shape.dim[0].size == 1
+            time.sleep(0.5)  # the queue has been worked off by now
+        assert rows_run == [1]  # neither timed-out request reached the model
+    finally:
+        release.set()
+        server.stop(grace=1)
 
 
 def test_batcher_retire_drains_the_queue_and_ends_its_threads():

@@ -120,10 +120,10 @@ def read_model_batching_parameters(version_dir):
 
 
 class _Task:
-    __slots__ = ("inputs", "size", "arrived", "done", "outputs", "error")
+    __slots__ = ("inputs", "size", "arrived", "deadline", "done", "outputs", "error")
 
-    def __init__(self, inputs, size):
-        self.inputs, self.size, self.arrived = inputs, size, time.monotonic()
+    def __init__(self, inputs, size, deadline=None):
+        self.inputs, self.size, self.arrived, self.deadline = inputs, size, time.monotonic(), deadline
         self.done, self.outputs, self.error = threading.Event(), None, None
 
 
@@ -251,11 +251,14 @@ class Batcher:
             queues = list(self._queues.values())
         return sum(t.is_alive() for q in queues for t in q.threads)
 
-    def run(self, version, signature, inputs, params=None):
+    def run(self, version, signature, inputs, params=None, deadline=None):
         """Runs `signature` of `version` on `inputs` ({name: np.ndarray}, batch first) as part of a
         merged batch; blocks and returns this task's rows of the outputs ({name: np.ndarray}).
         `params` (BatchingParameters) overrides the batcher's for this version's queues
-        (per-model batching parameters); a queue keeps the parameters it was made with."""
+        (per-model batching parameters); a queue keeps the parameters it was made with.
+        `deadline` (time.monotonic() value, or None) is when the caller stops waiting (gRPC
+        deadline, REST timeout): a batch whose every request is past its deadline when it
+        leaves the queue is not run, and its requests get TF Serving's RESOURCE_EXHAUSTED."""
         params = params or self.params
         size = _task_size(inputs)
         if size > params.max_batch_size:
@@ -274,7 +277,7 @@ class Batcher:
         if queue is None:  # a request that resolved the version just before it was unloaded
             return self._run(version, signature, inputs)
         params = queue.params
-        task = _Task(inputs, size)
+        task = _Task(inputs, size, deadline)
         with queue.condition:
             if self.stopped:  # checked under the queue's lock, so a stopping thread cannot miss the task
                 raise ServingError(grpc.StatusCode.UNAVAILABLE, STOPPING_MESSAGE)
@@ -301,6 +304,14 @@ class Batcher:
             for task in tasks:
                 self.metrics.observe("/tensorflow/serving/batching_session/queuing_latency",
                                      (params.thread_pool_name,), int((now - task.arrived) * 1e6))
+        now = time.monotonic()
+        if all(task.deadline is not None and task.deadline <= now for task in tasks):
+            error = ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                 "Run() timeout exceeded while waiting in batching queue")
+            for task in tasks:
+                task.error = error
+                task.done.set()
+            return
         try:
             merged = self._merge(tasks, params)
             rows = sum(t.size for t in tasks)

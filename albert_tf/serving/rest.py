@@ -284,16 +284,17 @@ class RestApi:
     def __init__(self, model_server):
         self.model_server = model_server
 
-    def handle(self, method, path, body):
-        """Serves one REST request; returns (status, response dict). Never raises."""
+    def handle(self, method, path, body, deadline=None):
+        """Serves one REST request; returns (status, response dict). Never raises.
+        `deadline` (time.monotonic()) is when the client gets its 504 (see Batcher.run)."""
         try:
-            return 200, self._route(method, path, body)
+            return 200, self._route(method, path, body, deadline)
         except ServingError as e:
             return http_status(e.code), {"error": e.message}
         except Exception as e:  # noqa: BLE001 - an unexpected failure must not kill the server
             return 500, {"error": f"{type(e).__name__}: {e}"}
 
-    def _route(self, method, path, body):
+    def _route(self, method, path, body, deadline=None):
         match = _ROUTE.match(path.split("?", 1)[0])
         if match is None:
             raise ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {path}")
@@ -303,7 +304,9 @@ class RestApi:
         if method == "POST" and match["method"] is not None:
             started, code = time.monotonic(), grpc.StatusCode.OK
             try:
-                return getattr(self, f"_{match['method']}")(spec, _json_object(body))
+                return getattr(self, f"_{match['method']}")(spec, _json_object(body),
+                                                            self.model_server.runner(match["method"].capitalize(),
+                                                                                     deadline))
             except ServingError as e:
                 code = e.code
                 raise
@@ -330,7 +333,7 @@ class RestApi:
                 "metadata": {"signature_def": json_format.MessageToDict(signature_map,
                                                                         preserving_proto_field_name=True)}}
 
-    def _predict(self, spec, body):
+    def _predict(self, spec, body, run):
         version = self.model_server.manager.resolve(spec)
         signature_name = _signature_name(body)
         _, signature = servables.signature_for(version, signature_name)
@@ -340,7 +343,7 @@ class RestApi:
         request.model_spec.signature_name = signature_name
         for alias, value in inputs.items():
             request.inputs[alias].CopyFrom(to_tensor_proto(value))
-        response = servables.predict(lambda _: version, request, run=self.model_server.runner("Predict"),
+        response = servables.predict(lambda _: version, request, run=run,
                                      check_method_name=self.model_server.options.enable_signature_method_name_check)
         return _predict_json(response, row_format)
 
@@ -349,16 +352,15 @@ class RestApi:
         request.model_spec.signature_name = _signature_name(body)
         return _example_request(request, body)
 
-    def _classify(self, spec, body):
+    def _classify(self, spec, body, run):
         request = self._with_examples(classification_pb2.ClassificationRequest(), spec, body)
-        response = servables.classify(self.model_server.manager.resolve, request,
-                                      run=self.model_server.runner("Classify"))
+        response = servables.classify(self.model_server.manager.resolve, request, run=run)
         return {"results": [[[c.label, np.float32(c.score)] for c in row.classes]
                             for row in response.result.classifications]}
 
-    def _regress(self, spec, body):
+    def _regress(self, spec, body, run):
         request = self._with_examples(regression_pb2.RegressionRequest(), spec, body)
-        response = servables.regress(self.model_server.manager.resolve, request, run=self.model_server.runner("Regress"))
+        response = servables.regress(self.model_server.manager.resolve, request, run=run)
         return {"results": [np.float32(r.value) for r in response.result.regressions]}
 
 
@@ -415,7 +417,8 @@ class RestServer:
         """One admitted HTTP request → (status int, content type, body bytes). Never raises."""
         if self.prometheus_path is not None and path.split("?", 1)[0] == self.prometheus_path:
             return 200, "text/plain", self.metrics_page().encode("utf-8")
-        future = self._workers.submit(self.api.handle, method, path, body)
+        deadline = time.monotonic() + self.timeout_seconds
+        future = self._workers.submit(self.api.handle, method, path, body, deadline)
         try:
             status, payload = future.result(timeout=self.timeout_seconds)
         except concurrent.futures.TimeoutError:

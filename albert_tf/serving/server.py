@@ -111,21 +111,27 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         started = time.monotonic()
         return lambda code: self.model_server.record_request(request.model_spec.name, api, "GRPC", code, started)
 
+    def _runner(self, api, context):
+        remaining = context.time_remaining()
+        return self.model_server.runner(api, None if remaining is None else time.monotonic() + remaining)
+
     def Predict(self, request, context):  # noqa: N802 - gRPC method name
         server = self.model_server
         return _serve(context, lambda: servables.predict(
-            server.manager.resolve, request, run=server.runner("Predict"),
+            server.manager.resolve, request, run=self._runner("Predict", context),
             tensor_content=server.options.enable_serialization_as_tensor_content,
             check_method_name=server.options.enable_signature_method_name_check), self._recorder(request, "Predict"))
 
     def Classify(self, request, context):  # noqa: N802
         server = self.model_server
-        return _serve(context, lambda: servables.classify(server.manager.resolve, request, run=server.runner("Classify")),
+        return _serve(context, lambda: servables.classify(server.manager.resolve, request,
+                                                          run=self._runner("Classify", context)),
                       self._recorder(request, "Classify"))
 
     def Regress(self, request, context):  # noqa: N802
         server = self.model_server
-        return _serve(context, lambda: servables.regress(server.manager.resolve, request, run=server.runner("Regress")),
+        return _serve(context, lambda: servables.regress(server.manager.resolve, request,
+                                                         run=self._runner("Regress", context)),
                       self._recorder(request, "Regress"))
 
     def GetModelMetadata(self, request, context):  # noqa: N802
@@ -203,25 +209,26 @@ class ModelServer:
     def _run_unbatched(version, signature, inputs):
         return version.run(signature, inputs)
 
-    def run(self, version, signature, inputs):
+    def run(self, version, signature, inputs, deadline=None):
         """Runs a signature, through the batcher when batching is on. With per-model
         batching parameters, a version batches with its own batching_params.pbtxt and one
-        without that file is not batched (TF Serving's rule)."""
+        without that file is not batched (TF Serving's rule). `deadline`: see Batcher.run."""
         if self.batcher is None:
             return version.run(signature, inputs)
         if not self.options.enable_per_model_batching_parameters:
-            return self.batcher.run(version, signature, inputs)
+            return self.batcher.run(version, signature, inputs, deadline=deadline)
         if version.batching_parameters is None:
             return version.run(signature, inputs)
-        return self.batcher.run(version, signature, inputs, params=version.batching_parameters)
+        return self.batcher.run(version, signature, inputs, params=version.batching_parameters, deadline=deadline)
 
-    def runner(self, api):
-        """`run` for one API ("Predict", "Classify", "Regress"): it also records the call's
+    def runner(self, api, deadline=None):
+        """`run` for one request of one API ("Predict", "Classify", "Regress") whose caller
+        waits until `deadline` (time.monotonic(), or None): it also records the call's
         time, batch queueing included, as :tensorflow:serving:runtime_latency."""
         def run(version, signature, inputs):
             started = time.monotonic()
             try:
-                return self.run(version, signature, inputs)
+                return self.run(version, signature, inputs, deadline)
             finally:
                 self.metrics.observe("/tensorflow/serving/runtime_latency", (version.name, api, RUNTIME_LABEL),
                                      micros_since(started))
