@@ -15,6 +15,7 @@ CONSOLE_SCRIPTS = [
     "albert-export=albert_tf.export_savedmodel:run",
     "albert-serve=albert_tf.serve:run",
     "albert-client=albert_tf.client:run",
+    "albert-ssl-config=albert_tf.make_ssl_config:run",
     "albert-run-classifier=albert_tf.run_classifier:run",
     "albert-run-squad=albert_tf.run_squad:run",
 ]

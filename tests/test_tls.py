@@ -172,3 +172,30 @@ def test_albert_serve_refuses_a_bad_ssl_config_before_loading_models(tmp_path, p
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 1, done.stderr[-2000:]
     assert f"--ssl_config_file {path}: server_key and server_cert" in done.stderr
+
+
+def test_albert_ssl_config_writes_a_config_both_servers_read(tmp_path, pki):
+    """albert-ssl-config turns PEM files into the SSLConfig text proto: mode 0600 (it holds
+    the private key), read back field for field; a key of another certificate is refused
+    and nothing is written."""
+    files = {}
+    for name in ("server_key", "server_cert", "ca", "client_key"):
+        files[name] = tmp_path / f"{name}.pem"
+        files[name].write_text(pki[name])
+    output = tmp_path / "ssl.config"
+    command = [sys.executable, "-m", "albert_tf.make_ssl_config", f"--server_cert={files['server_cert']}"]
+    done = subprocess.run(command + [f"--server_key={files['server_key']}", f"--custom_ca={files['ca']}",
+                                     "--client_verify", f"--output={output}"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert os.stat(output).st_mode & 0o777 == 0o600
+    config = read_ssl_config(str(output))
+    assert (config.server_key, config.server_cert, config.custom_ca, config.client_verify) == (
+        pki["server_key"], pki["server_cert"], pki["ca"], True)
+    printed = subprocess.run(command + [f"--server_key={files['server_key']}"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert printed.returncode == 0 and printed.stdout.startswith('server_key: "-----BEGIN PRIVATE KEY-----\\n')
+    refused = subprocess.run(command + [f"--server_key={files['client_key']}", f"--output={tmp_path / 'bad.config'}"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert refused.returncode == 1 and "server_key and server_cert are not a usable PEM key" in refused.stderr
+    assert f"--server_key {files['client_key']}" in refused.stderr and not (tmp_path / "bad.config").exists()

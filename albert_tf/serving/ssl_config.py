@@ -19,6 +19,8 @@ import os
 import ssl
 import tempfile
 
+from google.protobuf import text_format
+
 from albert_tf.serving.text_proto import proto3_message_class, read_text_proto
 
 FLAG = "--ssl_config_file"
@@ -78,9 +80,16 @@ def read_ssl_config(path):
     a missing server_key or server_cert, a key that does not parse or does not match the
     certificate, a custom_ca that is not PEM certificates, client_verify without custom_ca.
     """
-    where = f"{FLAG} {path}"
     message = read_text_proto(path, _ssl_config_class()(), FLAG, SslConfigError)
     config = SslConfig(message.server_key, message.server_cert, message.custom_ca, message.client_verify)
+    check_ssl_config(config, f"{FLAG} {path}")
+    return config
+
+
+def check_ssl_config(config, where):
+    """Raises SslConfigError, prefixed with `where`, unless `config` (an SslConfig) holds a
+    PEM key and certificate chain that belong together, and a PEM custom_ca when it has
+    one or client_verify is set."""
     for field in ("server_key", "server_cert"):
         value = getattr(config, field)
         if not value.strip():
@@ -97,4 +106,11 @@ def read_ssl_config(path):
     elif config.client_verify:
         raise SslConfigError(f"{where}: client_verify: true needs custom_ca, the CA that signs the client "
                              "certificates")
-    return config
+
+
+def ssl_config_text(config):
+    """The SSLConfig text proto (str) of `config`, PEM texts escaped as text_format does;
+    what `--ssl_config_file` reads, in albert-serve and tensorflow_model_server alike."""
+    message = _ssl_config_class()(server_key=config.server_key, server_cert=config.server_cert,
+                                  custom_ca=config.custom_ca, client_verify=config.client_verify)
+    return text_format.MessageToString(message)
