@@ -19,6 +19,7 @@ TOOLS = {
     "albert_tf.convert_checkpoint": ["--tf1_checkpoint", "--checkpoint"],
     "albert_tf.create_pretraining_data": ["--input_file", "--output_file", "--dupe_factor"],
     "albert_tf.export_savedmodel": ["--checkpoint", "--export_base", "--xla_short_lengths"],
+    "albert_tf.make_ssl_config": ["--server_key", "--server_cert", "--custom_ca", "--client_verify", "--output"],
     "albert_tf.model_summary": ["--preset", "--bert"],
     "albert_tf.run_classifier": ["--task_name", "--data_dir", "--do_train"],
     "albert_tf.run_pipeline": ["--output_dir", "--num_documents"],
