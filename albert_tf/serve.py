@@ -156,10 +156,12 @@ def main(argv):
     if FLAGS.rest_api_num_threads < 1 or FLAGS.rest_api_timeout_in_ms < 1:
         raise app.UsageError("--rest_api_num_threads and --rest_api_timeout_in_ms must be at least 1")
     from albert_tf.serving.monitoring import MonitoringConfigError, read_monitoring_config
+    from albert_tf.serving.ssl_config import SslConfigError, read_ssl_config
 
-    try:
+    try:  # the config files are read before TensorFlow loads, so a mistake fails fast
         prometheus_path = read_monitoring_config(FLAGS.monitoring_config_file) if FLAGS.monitoring_config_file else None
-    except MonitoringConfigError as e:
+        ssl_config = read_ssl_config(FLAGS.ssl_config_file) if FLAGS.ssl_config_file else None
+    except (MonitoringConfigError, SslConfigError) as e:
         log(f"albert-serve: {e}")
         return 1
     if prometheus_path and not FLAGS.rest_api_port:
@@ -172,13 +174,6 @@ def main(argv):
                                            FLAGS.tensorflow_inter_op_parallelism, FLAGS.tensorflow_session_parallelism)
     except ValueError as e:
         raise app.UsageError(str(e)) from None
-    from albert_tf.serving.ssl_config import SslConfigError, read_ssl_config
-
-    try:
-        ssl_config = read_ssl_config(FLAGS.ssl_config_file) if FLAGS.ssl_config_file else None
-    except SslConfigError as e:
-        log(f"albert-serve: {e}")
-        return 1
     import importlib
 
     import tensorflow as tf

@@ -228,7 +228,7 @@ def run(args):
                 for path_name in ("keras", "savedmodel", *servers, "rest"):
                     served = path_name if path_name in (*servers, "rest") else "grpc"  # in-process: albert-serve's
                     rows.append(dict(model=name, path=path_name, batch=batch, tokens=length, **results[path_name],
-                                     grpc_over_savedmodel=round(results[served]["p50_ms"] / saved, 3)))
+                                     served_over_savedmodel=round(results[served]["p50_ms"] / saved, 3)))
                 log(f"{name} batch {batch} × {length}: keras {results['keras']['p50_ms']} ms, savedmodel {saved} ms, "
                     + ", ".join(f"{p} {results[p]['p50_ms']} ms (×{results[p]['p50_ms'] / saved:.3f})"
                                 for p in (*servers, "rest")))
@@ -257,9 +257,9 @@ def write_results(rows, out_dir, command):
              "| model | batch × tokens | path | N | total ms | mean | p50 | p90 | p99 | served / SavedModel (p50) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        if "grpc_over_savedmodel" in r:
+        if "served_over_savedmodel" in r:
             lines.append(f"| {r['model']} | {r['batch']} × {r['tokens']} | {r['path']} | {r['n']} | {r['total_ms']} | "
-                         f"{r['mean_ms']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | {r['grpc_over_savedmodel']} |")
+                         f"{r['mean_ms']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | {r['served_over_savedmodel']} |")
     variant_rows = [r for r in rows if "over_float32" in r]
     if variant_rows:
         lines += ["", "Export variants (albert-export --xla / --precision=bfloat16), SavedModel `encode` in-process:", "",

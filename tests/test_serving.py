@@ -916,6 +916,13 @@ def test_manager_stopped_while_waiting_for_a_first_version_gives_up(tmp_path):
     assert "{albert, the server was stopped before a version became available}" in errors[0].message
 
 
+class FakeVersion:
+    """A model version for batcher tests: not an albert-tf export (outputs are not trimmed),
+    and weakly referenceable like LoadedVersion (Batcher.retire keeps weak references)."""
+
+    manifest = None
+
+
 def batch_request(batcher, results, name, version, value, deadline=None):
     """Runs batcher.run(version, "encode", {"x": [value]}, deadline=deadline) in a daemon
     thread (so a request left waiting cannot hang the test run); results[name] gets the
@@ -1097,7 +1104,7 @@ def test_batcher_retire_drains_the_queue_and_ends_its_threads():
 
     # A 30 s timeout: without retire, the two requests below would wait for more.
     batcher = Batcher(BatchingParameters(max_batch_size=8, batch_timeout_micros=30_000_000, num_batch_threads=2), run)
-    old, new = types.SimpleNamespace(manifest=None), types.SimpleNamespace(manifest=None)
+    old, new = FakeVersion(), FakeVersion()
     results = {}
 
     def request(name, version, value):
@@ -1121,7 +1128,7 @@ def test_batcher_retire_drains_the_queue_and_ends_its_threads():
     assert results["late"]["doubled"].item() == 10 and calls == [2, 1] and batcher.thread_count() == 2
     # A request that found the queue just before retire() marked it (its threads may be
     # gone) runs unbatched as well, instead of waiting in a queue nobody serves.
-    third = types.SimpleNamespace(manifest=None)
+    third = FakeVersion()
     marked = batcher._queues[(id(third), "encode")] = batching_module._Queue(batcher, third, "encode", batcher.params)
     marked.retired = True
     assert batcher.run(third, "encode", {"x": np.array([6])})["doubled"].item() == 12 and calls == [2, 1, 1]

@@ -138,14 +138,6 @@ def _task_size(inputs):
     return sizes.pop() if sizes else 0
 
 
-def _reference(value):
-    """A weak reference to `value` if it takes one (LoadedVersion does), else a strong one."""
-    try:
-        return weakref.ref(value)
-    except TypeError:
-        return lambda: value
-
-
 class _Queue:
     """The requests waiting for one (version, signature), batched with `params`; its
     threads end when the batcher stops, or once it is retired and empty."""
@@ -200,7 +192,7 @@ class Batcher:
     """Runs (version, signature, inputs) through merged batches; `run` blocks per request.
 
     Args:
-      params: BatchingParameters, for every queue unless `run` is given others.
+      params: BatchingParameters, for every queue whose `run` call passes none of its own.
       run: the unbatched runner, (version, signature, inputs) → outputs.
       metrics: a monitoring.Metrics that gets each request's time in the queue
         (:tensorflow:serving:batching_session:queuing_latency, by thread_pool_name) and
@@ -216,7 +208,7 @@ class Batcher:
         self.metrics = metrics
         self._queues = {}
         self._lock = threading.Lock()
-        self._retired = {}  # id → weak reference of unloaded versions; late requests to them run unbatched
+        self._retired = weakref.WeakSet()  # unloaded versions; late requests to them run unbatched
         self.stopped = False
         self.batches_run = 0
         self.tasks_run = 0
@@ -235,8 +227,7 @@ class Batcher:
         """Lets the queues of `version` (an unloaded model version) run what they hold and
         end their threads; later requests to it run unbatched."""
         with self._lock:
-            self._retired = {key: ref for key, ref in self._retired.items() if ref() is not None}
-            self._retired[id(version)] = _reference(version)
+            self._retired.add(version)
             queues = [q for key, q in self._queues.items() if q.version is version]
             for queue in queues:
                 del self._queues[(id(version), queue.signature)]
@@ -266,8 +257,7 @@ class Batcher:
                                    f"{params.max_batch_size}")
         key = (id(version), signature)
         with self._lock:
-            retired = self._retired.get(id(version))
-            if retired is not None and retired() is version:
+            if version in self._retired:
                 queue = None
             else:
                 queue = self._queues.get(key)
@@ -299,12 +289,11 @@ class Batcher:
     def execute(self, version, signature, tasks, params=None):
         """Merges tasks, runs them once, and hands each its rows (`params`: the queue's)."""
         params = params or self.params
+        now = time.monotonic()
         if self.metrics is not None:
-            now = time.monotonic()
             for task in tasks:
                 self.metrics.observe("/tensorflow/serving/batching_session/queuing_latency",
                                      (params.thread_pool_name,), int((now - task.arrived) * 1e6))
-        now = time.monotonic()
         if all(task.deadline is not None and task.deadline <= now for task in tasks):
             error = ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                  "Run() timeout exceeded while waiting in batching queue")

@@ -302,11 +302,10 @@ class RestApi:
         if method == "GET" and match["method"] is None:
             return self._metadata(spec) if match["metadata"] else self._status(spec)
         if method == "POST" and match["method"] is not None:
-            started, code = time.monotonic(), grpc.StatusCode.OK
+            started, code, api = time.monotonic(), grpc.StatusCode.OK, match["method"].capitalize()
             try:
                 return getattr(self, f"_{match['method']}")(spec, _json_object(body),
-                                                            self.model_server.runner(match["method"].capitalize(),
-                                                                                     deadline))
+                                                            self.model_server.runner(api, deadline))
             except ServingError as e:
                 code = e.code
                 raise
@@ -314,7 +313,7 @@ class RestApi:
                 code = grpc.StatusCode.INTERNAL
                 raise
             finally:
-                self.model_server.record_request(spec.name, match["method"].capitalize(), "REST", code, started)
+                self.model_server.record_request(spec.name, api, "REST", code, started)
         raise ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {path}")
 
     def _status(self, spec):

@@ -264,8 +264,8 @@ class ModelServer:
         if self.options.grpc_socket_path:
             self._bind(f"unix:{self.options.grpc_socket_path}")
         self._grpc.start()
-        tls = " (TLS, client certificates required)" if self.options.ssl_config and self.options.ssl_config.client_verify \
-            else " (TLS)" if self.options.ssl_config else ""
+        ssl_config = self.options.ssl_config
+        tls = "" if ssl_config is None else " (TLS, client certificates required)" if ssl_config.client_verify else " (TLS)"
         self.log(f"albert-serve: gRPC{tls} on {self.options.host}:{self.port} serving "
                  f"{', '.join(self.manager.model_names())}")
         if self.options.rest_api_port:
