@@ -44,6 +44,9 @@ flags.DEFINE_bool("enable_model_warmup", True, "Replay assets.extra/tf_serving_w
 flags.DEFINE_integer("num_request_iterations_for_warmup", 1, "Times each warmup record is replayed.")
 flags.DEFINE_integer("grpc_max_threads", max(64, 4 * (os.cpu_count() or 1)),
                      "Concurrent RPCs; more get RESOURCE_EXHAUSTED (TF Serving's default is 4 x CPUs).")
+flags.DEFINE_integer("num_load_threads", 0,
+                     "Models loaded at once by polling and config reloads (0 = one after another); "
+                     "the models of the first config always load at once.")
 flags.DEFINE_integer("max_num_load_retries", 5, "Retries of a version that fails to load.")
 flags.DEFINE_integer("load_retry_interval_micros", 60_000_000, "Wait between load retries.")
 flags.DEFINE_bool("allow_version_labels_for_unavailable_models", False, "Let labels point at unloaded versions.")
@@ -70,14 +73,15 @@ flags.DEFINE_bool("enable_grpc_healthcheck_service", False,
 flags.DEFINE_string("grpc_channel_arguments", "",
                     "gRPC server arguments, key=value,... (e.g. grpc.max_connection_age_ms=30000); integer values "
                     "are passed as integers, others as strings.")
+flags.DEFINE_bool("enable_profiler", True,
+                  "Serve TensorFlow's ProfilerService on the gRPC port (TensorBoard's Capture profile).")
 flags.DEFINE_string("grpc_socket_path", None, "Also serve gRPC on this UNIX socket (clients use unix:<path>).")
 flags.DEFINE_list("custom_op_modules", ["tensorflow_text"], "Python modules imported before loading (op libraries).")
 
 # tensorflow_model_server flags that albert-serve accepts and ignores, with a warning.
 IGNORED_TF_SERVING_FLAGS = (
-    "platform_config_file", "enable_profiler",
-    "per_process_gpu_memory_fraction", "num_load_threads",
-    "num_unload_threads",
+    "platform_config_file",
+    "per_process_gpu_memory_fraction", "num_unload_threads",
     "use_alts_credentials", "prefer_tflite_model", "num_tflite_pools",
     "num_tflite_interpreters_per_pool", "flush_filesystem_caches",
     "use_tflite_model", "remove_unused_fields_from_bundle_metagraph", "response_tensor_as_tensor_content",
@@ -155,6 +159,8 @@ def main(argv):
         raise app.UsageError("--enable_per_model_batching_parameters needs --enable_batching")
     if FLAGS.rest_api_num_threads < 1 or FLAGS.rest_api_timeout_in_ms < 1:
         raise app.UsageError("--rest_api_num_threads and --rest_api_timeout_in_ms must be at least 1")
+    if FLAGS.num_load_threads < 0:
+        raise app.UsageError("--num_load_threads must be at least 0")
     from albert_tf.serving.monitoring import MonitoringConfigError, read_monitoring_config
     from albert_tf.serving.ssl_config import SslConfigError, read_ssl_config
 
@@ -221,6 +227,8 @@ def main(argv):
             rest_api_timeout_in_ms=FLAGS.rest_api_timeout_in_ms,
             prometheus_path=prometheus_path,
             enable_grpc_healthcheck_service=FLAGS.enable_grpc_healthcheck_service,
+            enable_profiler=FLAGS.enable_profiler,
+            num_load_threads=FLAGS.num_load_threads,
             grpc_channel_arguments=channel_arguments,
             rest_api_enable_cors_support=FLAGS.rest_api_enable_cors_support,
             ssl_config=ssl_config,

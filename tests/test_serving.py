@@ -36,6 +36,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 from tensorflow_serving.config import model_server_config_pb2
+from tensorflow_serving.apis import model_pb2
 
 from albert_tf.checkpoints import build_model
 from albert_tf.export import warmup
@@ -43,6 +44,8 @@ from albert_tf.export.exporter import ExportOptions, export_saved_model, set_met
 from albert_tf.serving.batching import Batcher, BatchingConfigError, BatchingParameters
 from albert_tf.serving.client import AlbertClient, ServingClientError, TlsCredentials
 from albert_tf.serving import batching as batching_module
+from albert_tf.serving import profiler, servables
+from albert_tf.serving.manager import State
 from albert_tf.serving import rest as rest_api
 from albert_tf.serving.manager import ModelConfigError, ModelManager, parse_model_config_file, single_model_config
 from albert_tf.serving.process import free_port
@@ -411,6 +414,95 @@ def test_grpc_health_check_service(server):
     channel.close()
 
 
+def profiler_call(channel, method, request, response_class, **kwargs):
+    """Calls tensorflow.ProfilerService/<method> with albert-serve's own message classes."""
+    call = channel.unary_unary(f"/{profiler.SERVICE}/{method}", request_serializer=lambda m: m.SerializeToString(),
+                               response_deserializer=response_class.FromString)
+    return call(request, **kwargs)
+
+
+def test_profiler_service_writes_a_trace_tensorboard_reads(server, models, tmp_path):
+    """--enable_profiler (on by default in both servers): TensorFlow's own profiler client
+    records the server while it answers Predicts, and the trace lands where TensorBoard's
+    profile plugin looks, with the served model's ops in it."""
+    prediction, _, channel = stubs(server.address)
+    request = predict_request(ids_inputs(models["config"], batch=1, seq=16), signature="encode",
+                              output_filter=["pooled_output"])
+    stop = threading.Event()
+
+    def keep_predicting():
+        while not stop.is_set():
+            prediction.Predict(request, timeout=30)
+
+    worker = threading.Thread(target=keep_predicting)
+    worker.start()
+    try:
+        tf.profiler.experimental.client.trace(f"grpc://{server.address}", str(tmp_path), 1500)
+    finally:
+        stop.set()
+        worker.join()
+        channel.close()
+    traces = list((tmp_path / "plugins" / "profile").glob("*/*.xplane.pb"))
+    assert len(traces) == 1, traces
+    trace = traces[0].read_bytes()
+    assert profiler.count_trace_events(trace) > 100
+    assert b"MatMul" in trace  # the model ran while the trace was recorded
+
+
+def test_profiler_terminate_ends_a_trace_early_and_monitor_is_unimplemented(models, tmp_path):
+    """Terminate ends a running Profile of the same session (it still writes its trace);
+    Monitor is UNIMPLEMENTED, as in TSL. Embedded only: Terminate's timing."""
+    process = ServerProcess("embedded", [f"--model_base_path={models['base'] / 'albert'}", "--model_name=albert"])
+    channel = grpc.insecure_channel(process.address)
+    try:
+        request = profiler.ProfileRequest(repository_root=str(tmp_path), session_id="run1", host_name="localhost:1")
+        request.opts.duration_ms = 60_000
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(profiler_call, channel, "Profile", request, profiler.ProfileResponse, timeout=120)
+            time.sleep(1.0)
+            profiler_call(channel, "Terminate", profiler.TerminateRequest(session_id="run1"),
+                          profiler.TerminateResponse, timeout=30)
+            response = answer.result()
+        assert time.monotonic() - started < 30
+        assert (tmp_path / "run1" / "localhost_1.xplane.pb").is_file()
+        assert isinstance(response.empty_trace, bool)
+        assert rpc_error(profiler_call, channel, "Monitor", profiler.MonitorRequest(duration_ms=10),
+                         profiler.MonitorResponse, timeout=30) == (Code.UNIMPLEMENTED, "unimplemented.")
+    finally:
+        channel.close()
+        process.stop()
+
+
+def test_profiler_service_off_and_unwritable_repository(models, tmp_path):
+    """--enable_profiler=false leaves the service out (UNIMPLEMENTED); a repository that
+    cannot be written gives INTERNAL naming the path."""
+    off = ServerProcess("embedded", [f"--model_base_path={models['base'] / 'albert'}", "--model_name=albert",
+                                     "--enable_profiler=false"])
+    try:
+        with grpc.insecure_channel(off.address) as channel:
+            request = profiler.ProfileRequest(repository_root=str(tmp_path), session_id="s", host_name="h")
+            assert rpc_error(profiler_call, channel, "Profile", request, profiler.ProfileResponse,
+                             timeout=30)[0] == Code.UNIMPLEMENTED
+    finally:
+        off.stop()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    servicer = profiler.ProfilerServicer(log=lambda _: None)
+    context = types.SimpleNamespace(is_active=lambda: True)
+
+    def abort(code, details):
+        raise ServingError(code, details)
+
+    context.abort = abort
+    request = profiler.ProfileRequest(repository_root=str(blocker), session_id="s", host_name="h")
+    request.opts.duration_ms = 10
+    with pytest.raises(ServingError) as caught:
+        servicer.Profile(request, context)
+    assert caught.value.code == Code.INTERNAL
+    assert str(blocker / "s" / "h.xplane.pb") in caught.value.message
+
+
 # ----------------------------------------------------------------- the status-code table
 def test_model_resolution_errors(server):
     predict, models_stub, channel = stubs(server.address)
@@ -544,8 +636,8 @@ def test_hot_swap_under_load_drops_no_request(models, tmp_path):
     base = tmp_path / "albert"
     shutil.copytree(models["base"] / "albert" / "1", base / "1")
     process = ServerProcess("embedded", [f"--model_base_path={base}", "--model_name=albert",
-                                         "--file_system_poll_wait_seconds=0.5", "--num_load_threads=0",
-                                         "--enable_profiler=false"])  # TF Serving flags albert-serve ignores
+                                         "--file_system_poll_wait_seconds=0.5", "--num_unload_threads=0",
+                                         "--flush_filesystem_caches=true"])  # TF Serving flags albert-serve ignores
     predict, _, channel = stubs(process.address)
     seen, failures, stop = [], [], threading.Event()
     request = predict_request({"text": np.array([b"hot swap"], object)}, output_filter=["pooled_output"])
@@ -583,8 +675,8 @@ def test_hot_swap_under_load_drops_no_request(models, tmp_path):
     assert failures == []
     assert seen.count(2) > 0 and len(seen) > 20
     assert "version 2 available" in stderr and "unloaded version 1" in stderr
-    assert "--num_load_threads=0 is a tensorflow_model_server flag albert-serve ignores" in stderr
-    assert "--enable_profiler=false is a tensorflow_model_server flag" in stderr
+    assert "--num_unload_threads=0 is a tensorflow_model_server flag albert-serve ignores" in stderr
+    assert "--flush_filesystem_caches=true is a tensorflow_model_server flag" in stderr
 
 
 def test_model_config_file_is_polled(models, tmp_path):
@@ -914,6 +1006,53 @@ def test_manager_stopped_while_waiting_for_a_first_version_gives_up(tmp_path):
     thread.join(10)
     assert not thread.is_alive() and len(errors) == 1
     assert "{albert, the server was stopped before a version became available}" in errors[0].message
+
+
+class BarrierVersion:
+    """A LoadedVersion stand-in whose load waits until `parties` loads are running at once."""
+
+    barrier = None
+    name = version = path = None
+    batching_parameters = None
+
+    def __init__(self, name, version, path, **_):
+        self.name, self.version, self.path = name, version, path
+        BarrierVersion.barrier.wait(timeout=20)  # BrokenBarrierError fails the load if loads are serial
+
+
+@pytest.mark.parametrize("load_threads", [0, 2])
+def test_models_load_at_once_at_start_and_by_num_load_threads_after(tmp_path, monkeypatch, load_threads):
+    """The first config's models load at once (TF Serving's num_initial_load_threads); after
+    start, a version found by polling loads alone unless --num_load_threads allows more."""
+    monkeypatch.setattr(servables, "LoadedVersion", BarrierVersion)
+    config = model_server_config_pb2.ModelServerConfig()
+    for name in ("a", "b", "c"):
+        (tmp_path / name / "1").mkdir(parents=True)
+        model = config.model_config_list.config.add()
+        model.name, model.base_path, model.model_platform = name, str(tmp_path / name), "tensorflow"
+    BarrierVersion.barrier = threading.Barrier(3)
+    manager = ModelManager(config, poll_wait_seconds=0.2, enable_warmup=False, load_threads=load_threads,
+                           max_load_retries=0, log=lambda _: None)
+    manager.start()
+    try:
+        assert {manager.resolve(model_spec_of(name)).name for name in ("a", "b")} == {"a", "b"}
+        BarrierVersion.barrier = threading.Barrier(2, timeout=2)
+        for name in ("a", "b"):
+            (tmp_path / name / "2").mkdir()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(
+                2 in manager._models[name].status and manager._models[name].status[2][0] == State.END
+                or manager.resolve(model_spec_of(name)).version == 2 for name in ("a", "b")):
+            time.sleep(0.1)
+        versions = {name: manager.resolve(model_spec_of(name)).version for name in ("a", "b")}
+    finally:
+        manager.stop()
+    # Two loads at once pass the two-party barrier; one at a time each waits out its timeout and fails.
+    assert versions == ({"a": 2, "b": 2} if load_threads == 2 else {"a": 1, "b": 1})
+
+
+def model_spec_of(name):
+    return model_pb2.ModelSpec(name=name)
 
 
 class FakeVersion:

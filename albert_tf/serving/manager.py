@@ -9,6 +9,8 @@ drops to zero loaded versions because a newer one failed to load
 LoadedVersion they resolved, so unloading never interrupts them.
 """
 
+import concurrent.futures
+import os
 import threading
 import time
 
@@ -64,6 +66,7 @@ class _ModelState:
         self.status = {}  # version -> (State, grpc code or None, message)
         self.failures = {}  # version -> failed load attempts
         self.labels = {}
+        self.sync_lock = threading.Lock()  # one scan-and-load of this model at a time
 
 
 class ModelManager:
@@ -89,13 +92,20 @@ class ModelManager:
       per_model_batching: read each version's `batching_params.pbtxt` into its
         `batching_parameters` (None when it has none), before warmup; a file that does not
         parse fails the load.
+      load_threads: models loaded at once after start, by polling and config reloads
+        (`--num_load_threads`; 0 or 1 = one after another, TF Serving's default).
+      initial_load_threads: models loaded at once by `start` (TF Serving's
+        num_initial_load_threads, 4 x CPUs).
     """
 
     def __init__(self, config, poll_wait_seconds=1.0, enable_warmup=True, warmup_iterations=1,
                  max_load_retries=5, load_retry_interval=60.0, allow_labels_for_unavailable=False, log=print,
                  metrics=None, saved_model_tags=("serve",), xla_cpu_compilation_enabled=False,
-                 enable_signature_method_name_check=False, per_model_batching=False):
+                 enable_signature_method_name_check=False, per_model_batching=False, load_threads=0,
+                 initial_load_threads=4 * (os.cpu_count() or 1)):
         self.poll_wait_seconds = poll_wait_seconds
+        self.load_threads = load_threads
+        self.initial_load_threads = initial_load_threads
         self.per_model_batching = per_model_batching
         self.enable_signature_method_name_check = enable_signature_method_name_check
         self.saved_model_tags = tuple(saved_model_tags)
@@ -135,7 +145,7 @@ class ModelManager:
     def start(self, wait_for_models=True, max_wait_seconds=None):
         """Loads the initial config (blocking until every model has a version, as
         ServerCore::Create) and starts polling. Raises ServingError on failure."""
-        self._apply_config(self._config, wait_for_models, max_wait_seconds)
+        self._apply_config(self._config, wait_for_models, max_wait_seconds, load_threads=self.initial_load_threads)
         if self.poll_wait_seconds > 0:
             self._poller = threading.Thread(target=self._poll_loop, name="albert-serve-poll", daemon=True)
             self._poller.start()
@@ -150,9 +160,9 @@ class ModelManager:
         """HandleReloadConfigRequest: replace the config, unload dropped models, block until
         the new ones are available. Raises ServingError."""
         self._check_config(config)
-        self._apply_config(config, wait_for_models=True, max_wait_seconds=None)
+        self._apply_config(config, wait_for_models=True, max_wait_seconds=None, load_threads=self.load_threads)
 
-    def _apply_config(self, config, wait_for_models, max_wait_seconds):
+    def _apply_config(self, config, wait_for_models, max_wait_seconds, load_threads):
         with self._reload_lock:
             wanted = {c.name: c for c in config.model_config_list.config}
             with self._lock:
@@ -165,6 +175,7 @@ class ModelManager:
                     else:
                         self._models[name] = _ModelState(model_config)
                 self._config = config
+            self._sync_models(list(wanted), load_threads)
             failed = {}
             deadline = None if max_wait_seconds is None else time.monotonic() + max_wait_seconds
             for name in wanted:
@@ -204,17 +215,45 @@ class ModelManager:
     # ----------------------------------------------------------------- versions
     def _poll_loop(self):
         while not self._stop.wait(self.poll_wait_seconds):
-            for name in list(self._models):
-                try:
-                    self._sync_model(name)
-                except Exception as e:  # noqa: BLE001 - polling must survive anything
-                    self.log(f"model {name}: poll failed: {e}")
+            self._sync_models(list(self._models), self.load_threads, on_error=self._log_poll_failure)
+
+    def _log_poll_failure(self, name, error):
+        self.log(f"model {name}: poll failed: {error}")
+
+    def _sync_models(self, names, threads, on_error=None):
+        """Runs `_sync_model` for each name, up to `threads` models at once (0 or 1: one
+        after another). An exception goes to `on_error(name, exception)` and the other
+        models are still synced; without `on_error` the first one is raised afterwards."""
+        errors = []
+
+        def sync(name):
+            try:
+                self._sync_model(name)
+            except Exception as e:  # noqa: BLE001 - reported below, after every model had its turn
+                errors.append((name, e))
+
+        if threads > 1 and len(names) > 1:
+            with concurrent.futures.ThreadPoolExecutor(min(threads, len(names)),
+                                                       thread_name_prefix="albert-serve-load") as pool:
+                list(pool.map(sync, names))
+        else:
+            for name in names:
+                sync(name)
+        for name, error in errors:
+            if on_error is None:
+                raise error
+            on_error(name, error)
 
     def _sync_model(self, name):
         with self._lock:
             state = self._models.get(name)
-            if state is None:
-                return
+        if state is None:
+            return
+        with state.sync_lock:
+            self._sync_model_locked(name, state)
+
+    def _sync_model_locked(self, name, state):
+        with self._lock:
             base_path = state.config.base_path
         on_disk = layout.list_versions(base_path)
         aspired = aspired_versions(state.config, on_disk)

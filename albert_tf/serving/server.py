@@ -26,6 +26,7 @@ from albert_tf.serving import servables
 from albert_tf.serving.batching import Batcher
 from albert_tf.serving.manager import ModelManager
 from albert_tf.serving.monitoring import RUNTIME_LABEL, Metrics, micros_since
+from albert_tf.serving.profiler import ProfilerServicer
 from albert_tf.serving.rest import RestApi, RestServer
 from albert_tf.serving.tensors import ServingError, invalid_argument
 
@@ -61,6 +62,8 @@ class ServerOptions:
     enable_signature_method_name_check: bool = False  # Predict only on predict/classify/regress signatures
     enable_per_model_batching_parameters: bool = False  # with batching: a version's batching_params.pbtxt, or none
     ssl_config: object = None  # ssl_config.SslConfig: TLS on the gRPC port and socket; None = plaintext
+    enable_profiler: bool = True  # TensorFlow's ProfilerService on the gRPC port, as TF Serving
+    num_load_threads: int = 0  # models loaded at once after start (0 = one after another); start loads all at once
 
 
 def parse_grpc_channel_arguments(text):
@@ -193,6 +196,7 @@ class ModelServer:
             xla_cpu_compilation_enabled=options.xla_cpu_compilation_enabled,
             enable_signature_method_name_check=options.enable_signature_method_name_check,
             per_model_batching=bool(options.batching and options.enable_per_model_batching_parameters),
+            load_threads=options.num_load_threads,
         )
         self.batcher = Batcher(options.batching, self._run_unbatched, metrics=self.metrics) if options.batching else None
         self.manager.run = self.run
@@ -260,6 +264,8 @@ class ModelServer:
             # As gRPC C++'s default health service, which TF Serving enables: the server as a
             # whole ("") is SERVING; other service names are NOT_FOUND.
             self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        if self.options.enable_profiler:
+            self._grpc.add_generic_rpc_handlers((ProfilerServicer(self.log).handler(),))
         self.port = self._bind(f"{self.options.host}:{self.options.port}")
         if self.options.grpc_socket_path:
             self._bind(f"unix:{self.options.grpc_socket_path}")
