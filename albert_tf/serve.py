@@ -75,12 +75,14 @@ flags.DEFINE_string("grpc_channel_arguments", "",
                     "are passed as integers, others as strings.")
 flags.DEFINE_bool("enable_profiler", True,
                   "Serve TensorFlow's ProfilerService on the gRPC port (TensorBoard's Capture profile).")
+flags.DEFINE_string("platform_config_file", None,
+                    "PlatformConfigMap text proto; its legacy_config replaces the batching, thread, tag and warmup "
+                    "flags, as in TF Serving.")
 flags.DEFINE_string("grpc_socket_path", None, "Also serve gRPC on this UNIX socket (clients use unix:<path>).")
 flags.DEFINE_list("custom_op_modules", ["tensorflow_text"], "Python modules imported before loading (op libraries).")
 
 # tensorflow_model_server flags that albert-serve accepts and ignores, with a warning.
 IGNORED_TF_SERVING_FLAGS = (
-    "platform_config_file",
     "per_process_gpu_memory_fraction", "num_unload_threads",
     "use_alts_credentials", "prefer_tflite_model", "num_tflite_pools",
     "num_tflite_interpreters_per_pool", "flush_filesystem_caches",
@@ -115,6 +117,46 @@ def thread_counts(intra, inter, session):
     if intra or inter:
         return intra, inter
     return session, session
+
+
+# Flags TF Serving folds into a SessionBundleConfig, and ignores when --platform_config_file gives one.
+SESSION_FLAGS = ("enable_batching", "batching_parameters_file", "enable_per_model_batching_parameters",
+                 "tensorflow_intra_op_parallelism", "tensorflow_inter_op_parallelism",
+                 "tensorflow_session_parallelism", "saved_model_tags", "enable_model_warmup",
+                 "num_request_iterations_for_warmup")
+
+
+def _session_settings():
+    """platform_config.SessionSettings from --platform_config_file, else from the flags
+    TF Serving builds one from. Raises PlatformConfigError / BatchingConfigError for a bad
+    file, app.UsageError for flags that do not go together."""
+    from albert_tf.serving.batching_config import BatchingParameters
+    from albert_tf.serving.platform_config import SessionSettings, read_platform_config
+
+    if FLAGS.platform_config_file:
+        given = [f"--{name}" for name in SESSION_FLAGS if FLAGS[name].present]
+        if given:
+            log(f"albert-serve: warning: --platform_config_file sets the session, so {', '.join(given)} "
+                f"{'is' if len(given) == 1 else 'are'} ignored, as in TF Serving")
+        return read_platform_config(FLAGS.platform_config_file)
+    if FLAGS.batching_parameters_file and not FLAGS.enable_batching:
+        raise app.UsageError("--batching_parameters_file needs --enable_batching")
+    if FLAGS.enable_per_model_batching_parameters and not FLAGS.enable_batching:
+        raise app.UsageError("--enable_per_model_batching_parameters needs --enable_batching")
+    try:
+        intra_op, inter_op = thread_counts(FLAGS.tensorflow_intra_op_parallelism,
+                                           FLAGS.tensorflow_inter_op_parallelism, FLAGS.tensorflow_session_parallelism)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
+    batching = None
+    if FLAGS.enable_batching:
+        batching = (BatchingParameters.from_file(FLAGS.batching_parameters_file) if FLAGS.batching_parameters_file
+                    else BatchingParameters())
+    return SessionSettings(batching=batching,
+                           enable_per_model_batching_parameters=FLAGS.enable_per_model_batching_parameters,
+                           intra_op_threads=intra_op, inter_op_threads=inter_op,
+                           saved_model_tags=tuple(FLAGS.saved_model_tags), enable_model_warmup=FLAGS.enable_model_warmup,
+                           num_request_iterations_for_warmup=FLAGS.num_request_iterations_for_warmup)
 
 
 def _model_config():
@@ -153,21 +195,20 @@ def main(argv):
         log(f"albert-serve: warning: {ignored} is a tensorflow_model_server flag albert-serve ignores")
     if FLAGS.rest_api_port and FLAGS.rest_api_port == FLAGS.port:
         raise app.UsageError(f"--rest_api_port={FLAGS.rest_api_port} must differ from --port")
-    if FLAGS.batching_parameters_file and not FLAGS.enable_batching:
-        raise app.UsageError("--batching_parameters_file needs --enable_batching")
-    if FLAGS.enable_per_model_batching_parameters and not FLAGS.enable_batching:
-        raise app.UsageError("--enable_per_model_batching_parameters needs --enable_batching")
     if FLAGS.rest_api_num_threads < 1 or FLAGS.rest_api_timeout_in_ms < 1:
         raise app.UsageError("--rest_api_num_threads and --rest_api_timeout_in_ms must be at least 1")
     if FLAGS.num_load_threads < 0:
         raise app.UsageError("--num_load_threads must be at least 0")
+    from albert_tf.serving.batching_config import BatchingConfigError
     from albert_tf.serving.monitoring import MonitoringConfigError, read_monitoring_config
+    from albert_tf.serving.platform_config import PlatformConfigError
     from albert_tf.serving.ssl_config import SslConfigError, read_ssl_config
 
     try:  # the config files are read before TensorFlow loads, so a mistake fails fast
         prometheus_path = read_monitoring_config(FLAGS.monitoring_config_file) if FLAGS.monitoring_config_file else None
         ssl_config = read_ssl_config(FLAGS.ssl_config_file) if FLAGS.ssl_config_file else None
-    except (MonitoringConfigError, SslConfigError) as e:
+        session = _session_settings()
+    except (MonitoringConfigError, SslConfigError, PlatformConfigError, BatchingConfigError) as e:
         log(f"albert-serve: {e}")
         return 1
     if prometheus_path and not FLAGS.rest_api_port:
@@ -175,11 +216,7 @@ def main(argv):
                              "give --rest_api_port too")
     if FLAGS.rest_api_enable_cors_support and not FLAGS.rest_api_port:
         raise app.UsageError("--rest_api_enable_cors_support applies to the REST API: give --rest_api_port too")
-    try:
-        intra_op, inter_op = thread_counts(FLAGS.tensorflow_intra_op_parallelism,
-                                           FLAGS.tensorflow_inter_op_parallelism, FLAGS.tensorflow_session_parallelism)
-    except ValueError as e:
-        raise app.UsageError(str(e)) from None
+    intra_op, inter_op = session.intra_op_threads, session.inter_op_threads
     import importlib
 
     import tensorflow as tf
@@ -194,7 +231,6 @@ def main(argv):
         log(f"albert-serve: TensorFlow threads: intra-op {tf.config.threading.get_intra_op_parallelism_threads()}, "
             f"inter-op {tf.config.threading.get_inter_op_parallelism_threads()}")
 
-    from albert_tf.serving.batching import BatchingConfigError, BatchingParameters
     from albert_tf.serving.manager import ModelConfigError
     from albert_tf.serving.server import ModelServer, ServerOptions, parse_grpc_channel_arguments
     from albert_tf.serving.tensors import ServingError
@@ -204,18 +240,14 @@ def main(argv):
     except ValueError as e:
         raise app.UsageError(str(e)) from None
     try:
-        batching = None
-        if FLAGS.enable_batching:
-            batching = (BatchingParameters.from_file(FLAGS.batching_parameters_file) if FLAGS.batching_parameters_file
-                        else BatchingParameters())
         options = ServerOptions(
             model_config=_model_config(),
             host=FLAGS.host,
             port=FLAGS.port,
             file_system_poll_wait_seconds=FLAGS.file_system_poll_wait_seconds,
-            enable_model_warmup=FLAGS.enable_model_warmup,
-            num_request_iterations_for_warmup=FLAGS.num_request_iterations_for_warmup,
-            batching=batching,
+            enable_model_warmup=session.enable_model_warmup,
+            num_request_iterations_for_warmup=session.num_request_iterations_for_warmup,
+            batching=session.batching,
             grpc_max_threads=FLAGS.grpc_max_threads,
             max_num_load_retries=FLAGS.max_num_load_retries,
             load_retry_interval_seconds=FLAGS.load_retry_interval_micros / 1e6,
@@ -232,13 +264,13 @@ def main(argv):
             grpc_channel_arguments=channel_arguments,
             rest_api_enable_cors_support=FLAGS.rest_api_enable_cors_support,
             ssl_config=ssl_config,
-            saved_model_tags=tuple(FLAGS.saved_model_tags),
+            saved_model_tags=session.saved_model_tags,
             xla_cpu_compilation_enabled=FLAGS.xla_cpu_compilation_enabled,
             enable_signature_method_name_check=FLAGS.enable_signature_method_name_check,
-            enable_per_model_batching_parameters=FLAGS.enable_per_model_batching_parameters,
+            enable_per_model_batching_parameters=session.enable_per_model_batching_parameters,
         )
         server = ModelServer(options, log=log).start()
-    except (ModelConfigError, BatchingConfigError) as e:
+    except ModelConfigError as e:
         log(f"albert-serve: {e}")
         return 1
     except (ServingError, OSError) as e:

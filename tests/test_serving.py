@@ -10,6 +10,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -55,6 +56,7 @@ from albert_tf.text import SentencePieceTokenizer
 from tests.conftest import random_inputs
 from tests.model_server import BACKENDS, ServerProcess
 from tests.certificates import ssl_text_proto
+from tests.test_platform_config import platform_config_text
 from tests.test_export import PAIRS, TEXTS, keras_text_inputs, randomize, save_checkpoint, small_config
 
 Code = grpc.StatusCode
@@ -821,6 +823,36 @@ def test_xla_exports_load_only_with_xla_cpu_compilation_enabled(models, tmp_path
     expected = models["albert"].backbone.predict_on_batch(
         keras_text_inputs(models["tokenizer"], ["Hello world."], [None], MAX_SEQ))["pooled_output"]
     np.testing.assert_allclose(pooled, expected, atol=1e-5, rtol=0)
+
+
+def test_platform_config_file_replaces_the_session_flags(models, tmp_path):
+    """--platform_config_file: threads, batching and warmup come from its legacy_config, and
+    the session flags given beside it are ignored with a warning, as in TF Serving."""
+    config = tmp_path / "platform.config"
+    config.write_text(platform_config_text("""
+          session_config { intra_op_parallelism_threads: 1 inter_op_parallelism_threads: 1 }
+          batching_parameters { max_batch_size { value: 8 } batch_timeout_micros { value: 1000 }
+                                num_batch_threads { value: 1 } pad_variable_length_inputs: true }
+          enable_model_warmup: true"""))
+    process = ServerProcess("embedded", [f"--model_base_path={models['base'] / 'albert'}", "--model_name=albert",
+                                         f"--platform_config_file={config}", "--enable_model_warmup=false",
+                                         "--tensorflow_session_parallelism=2"])
+    try:
+        prediction, _, channel = stubs(process.address)
+        inputs = ids_inputs(models["config"], batch=1, seq=12)
+        got = prediction.Predict(predict_request(inputs, signature="encode", output_filter=["pooled_output"]),
+                                 timeout=60)
+        channel.close()
+    finally:
+        _, stderr = process.stop()
+    expected = models["albert"].backbone.predict_on_batch(inputs)["pooled_output"]
+    np.testing.assert_allclose(tf.make_ndarray(got.outputs["pooled_output"]), expected, atol=1e-5, rtol=0)
+    assert ("--platform_config_file sets the session, so --tensorflow_session_parallelism, --enable_model_warmup "
+            "are ignored") in stderr
+    assert "TensorFlow threads: intra-op 1, inter-op 1" in stderr
+    warmed = re.search(r"version 1 available \((\d+) warmup records", stderr)
+    assert warmed and int(warmed.group(1)) > 0, stderr[-2000:]
+    assert re.search(r"batching: [1-9]\d* batches for", stderr), stderr[-2000:]
 
 
 def test_signature_method_name_check(models, tmp_path):

@@ -11,6 +11,7 @@ _FIELD_TYPES = {
     "string": descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
     "int32": descriptor_pb2.FieldDescriptorProto.TYPE_INT32,
     "uint32": descriptor_pb2.FieldDescriptorProto.TYPE_UINT32,
+    "int64": descriptor_pb2.FieldDescriptorProto.TYPE_INT64,
     "uint64": descriptor_pb2.FieldDescriptorProto.TYPE_UINT64,
 }
 
@@ -21,7 +22,7 @@ def proto3_message_classes(file_name, package, messages):
     For the TF Serving messages the tensorflow-serving-api and tensorflow wheels do not
     ship (monitoring_config.proto, ssl_config.proto, profiler_service.proto). `messages`
     maps a message name to its fields, each (field name, number, type); a type is "bool",
-    "string", "int32", "uint32", "uint64" or the name of another message in the table,
+    "string", "int32", "uint32", "int64", "uint64" or the name of another message in the table,
     and "repeated <type>" for a repeated field. Fields left out of a table are kept as
     unknown fields when a message is parsed. The classes live in a private descriptor
     pool, so they never clash with a registered proto of the same name.
