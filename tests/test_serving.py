@@ -953,9 +953,14 @@ def test_batching_parameters_parse_strictly(tmp_path):
     params = BatchingParameters.from_text("max_batch_size { value: 8 }\nallowed_batch_sizes: 4\nallowed_batch_sizes: 8"
                                           "\npad_variable_length_inputs: true")
     assert params.allowed_batch_sizes == [4, 8] and params.pad_variable_length_inputs
-    with pytest.raises(BatchingConfigError, match="unknown or malformed field 'max_batch'"):
-        BatchingParameters.from_text("max_batch { value: 8 }")
-    with pytest.raises(BatchingConfigError, match="must equal max_batch_size"):
+    with pytest.raises(BatchingConfigError) as caught:
+        BatchingParameters.from_text("# a comment\nmax_batch_size { value: 8 }\n  max_batch { value: 8 }")
+    assert str(caught.value) == ('--batching_parameters_file:3:3 : Message type "tensorflow.serving.BatchingParameters" '
+                                 'has no field named "max_batch".')
+    with pytest.raises(BatchingConfigError, match=r"--batching_parameters_file:1:\d+ : .*max_batch_size"):
+        BatchingParameters.from_text("max_batch_size: 8")  # a wrapper field needs { value: ... }
+    with pytest.raises(BatchingConfigError, match="^--batching_parameters_file: the last entry in allowed_batch_sizes "
+                                                  "must equal max_batch_size"):
         BatchingParameters.from_text("max_batch_size { value: 8 }\nallowed_batch_sizes: 4")
     with pytest.raises(BatchingConfigError, match="--batching_parameters_file .*missing.txt: No such file"):
         BatchingParameters.from_file(str(tmp_path / "missing.txt"))
@@ -1361,7 +1366,8 @@ def test_per_model_batching_parameters_and_hot_swap_leave_no_batch_threads(model
             if 3 in status and status[3].status.error_code:
                 break
             time.sleep(0.1)
-        assert "batching_params.pbtxt: " in status[3].status.error_message, status.get(3)
+        assert re.search(r"albert/3/batching_params\.pbtxt:1:\d+ : .*max_batch_size", status[3].status.error_message), \
+            status.get(3)
     finally:
         server.stop(grace=1)
 

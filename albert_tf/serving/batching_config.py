@@ -4,14 +4,25 @@ checks. No TensorFlow import, so albert-serve can check its config files before
 TensorFlow loads.
 """
 
-import re
+from google.protobuf import text_format
 
-from albert_tf.serving.text_proto import read_config_text
+from albert_tf.serving.text_proto import proto3_message_classes, read_config_text
 
-_WRAPPED_INT = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
-                "max_execution_batch_size")
-_WRAPPED_OTHER = {"thread_pool_name": str, "enable_large_batch_splitting": bool}
-_PLAIN = {"allowed_batch_sizes": int, "pad_variable_length_inputs": bool}
+# TF Serving's BatchingParameters (session_bundle_config.proto) with its wrapper messages.
+# Text format goes by field names; the numbers are TF Serving's where its protos show them.
+WRAPPER_SCHEMA = {"Int32Value": [("value", 1, "int32")], "Int64Value": [("value", 1, "int64")],
+                  "StringValue": [("value", 1, "string")], "BoolValue": [("value", 1, "bool")]}
+BATCHING_SCHEMA = {
+    "BatchingParameters": [("max_batch_size", 1, "Int64Value"), ("batch_timeout_micros", 2, "Int64Value"),
+                           ("max_enqueued_batches", 3, "Int64Value"), ("num_batch_threads", 4, "Int64Value"),
+                           ("thread_pool_name", 5, "StringValue"), ("allowed_batch_sizes", 6, "repeated int64"),
+                           ("pad_variable_length_inputs", 7, "bool"), ("enable_large_batch_splitting", 8, "BoolValue"),
+                           ("max_execution_batch_size", 9, "Int64Value")],
+    **WRAPPER_SCHEMA,
+}
+# Fields held in a wrapper message: copied only when present, so the defaults below apply.
+_WRAPPED_FIELDS = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
+                   "thread_pool_name", "enable_large_batch_splitting", "max_execution_batch_size")
 
 
 class BatchingConfigError(ValueError):
@@ -40,37 +51,27 @@ class BatchingParameters:
                 raise BatchingConfigError("the last entry in allowed_batch_sizes must equal max_batch_size")
 
     @classmethod
+    def from_message(cls, message):
+        """From a BatchingParameters message (this module's schema): the fields it sets,
+        TF Serving's defaults for the others. Raises BatchingConfigError."""
+        values = {name: getattr(message, name).value for name in _WRAPPED_FIELDS if message.HasField(name)}
+        return cls(allowed_batch_sizes=list(message.allowed_batch_sizes),
+                   pad_variable_length_inputs=message.pad_variable_length_inputs, **values)
+
+    @classmethod
     def from_text(cls, text, source="--batching_parameters_file"):
-        """Parses the text-format proto (`field { value: N }`, `field: N`); strict."""
-        values, allowed = {}, []
-        body = re.sub(r"#[^\n]*", "", text)
-        pattern = re.compile(r"\s*(\w+)\s*(?:\{\s*value\s*:\s*([^\s}]+)\s*\}|:\s*([^\s]+))")
-        position = 0
-        body = body.strip()
-        while position < len(body):
-            match = pattern.match(body, position)
-            if not match:
-                raise BatchingConfigError(f"{source}: cannot parse near {body[position:position + 40]!r}")
-            field, wrapped, plain = match.group(1), match.group(2), match.group(3)
-            raw = (wrapped if wrapped is not None else plain).strip('"')
-            known = (field in _WRAPPED_INT or field in _WRAPPED_OTHER) if wrapped is not None else field in _PLAIN
-            if not known:
-                raise BatchingConfigError(f"{source}: unknown or malformed field {field!r}")
-            try:
-                if field in _WRAPPED_INT and wrapped is not None:
-                    values[field] = int(raw)
-                elif field in _WRAPPED_OTHER and wrapped is not None:
-                    values[field] = raw.lower() == "true" if _WRAPPED_OTHER[field] is bool else raw
-                elif field == "allowed_batch_sizes":
-                    allowed.append(int(raw))
-                else:
-                    values[field] = raw.lower() == "true"
-            except ValueError:
-                raise BatchingConfigError(f"{source}: field {field}: bad value {raw!r}") from None
-            position = match.end()
-            while position < len(body) and body[position].isspace():
-                position += 1
-        return cls(allowed_batch_sizes=allowed, **values)
+        """Parses the text-format proto. Errors raise BatchingConfigError as
+        "<source>:<line>:<column> : <what>", or "<source>: <what>" for a value check."""
+        message = proto3_message_classes("albert_tf/batching_parameters.proto", "tensorflow.serving",
+                                         BATCHING_SCHEMA)["BatchingParameters"]()
+        try:
+            text_format.Parse(text, message)
+        except text_format.ParseError as e:
+            raise BatchingConfigError(f"{source}:{e}") from None
+        try:
+            return cls.from_message(message)
+        except BatchingConfigError as e:
+            raise BatchingConfigError(f"{source}: {e}") from None
 
     @classmethod
     def from_file(cls, path):

@@ -35,7 +35,7 @@ import dataclasses
 from google.protobuf import text_format
 from tensorflow_serving.config import platform_config_pb2
 
-from albert_tf.serving.batching_config import BatchingConfigError, BatchingParameters
+from albert_tf.serving.batching_config import BATCHING_SCHEMA, WRAPPER_SCHEMA, BatchingConfigError, BatchingParameters
 from albert_tf.serving.text_proto import proto3_message_classes, read_config_text
 
 FLAG = "--platform_config_file"
@@ -45,8 +45,6 @@ ADAPTER = "tensorflow.serving.SavedModelBundleSourceAdapterConfig"
 # session_bundle_config.proto, saved_model_bundle_source_adapter.proto and ConfigProto:
 # the fields albert-serve applies. Text format goes by field names; the numbers are TF
 # Serving's where its published protos show them.
-_WRAPPERS = {"Int32Value": [("value", 1, "int32")], "Int64Value": [("value", 1, "int64")],
-             "StringValue": [("value", 1, "string")], "BoolValue": [("value", 1, "bool")]}
 _SCHEMA = {
     "SavedModelBundleSourceAdapterConfig": [("legacy_config", 1000, "SessionBundleConfig")],
     "SessionBundleConfig": [("session_config", 2, "ConfigProto"), ("batching_parameters", 3, "BatchingParameters"),
@@ -55,16 +53,8 @@ _SCHEMA = {
                             ("enable_per_model_batching_params", 787, "bool")],
     "ConfigProto": [("intra_op_parallelism_threads", 2, "int32"), ("inter_op_parallelism_threads", 5, "int32")],
     "ModelWarmupOptions": [("num_request_iterations", 1, "Int32Value")],
-    "BatchingParameters": [("max_batch_size", 1, "Int64Value"), ("batch_timeout_micros", 2, "Int64Value"),
-                           ("max_enqueued_batches", 3, "Int64Value"), ("num_batch_threads", 4, "Int64Value"),
-                           ("thread_pool_name", 5, "StringValue"), ("allowed_batch_sizes", 6, "repeated int64"),
-                           ("pad_variable_length_inputs", 7, "bool"), ("enable_large_batch_splitting", 8, "BoolValue"),
-                           ("max_execution_batch_size", 9, "Int64Value")],
-    **_WRAPPERS,
+    **BATCHING_SCHEMA,
 }
-# BatchingParameters fields held in a wrapper message, copied when present.
-_WRAPPED_BATCHING_FIELDS = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
-                            "thread_pool_name", "enable_large_batch_splitting", "max_execution_batch_size")
 
 
 class PlatformConfigError(ValueError):
@@ -93,7 +83,7 @@ def applied_fields():
     def walk(message, prefix):
         for name, _, kind in _SCHEMA[message]:
             kind = kind.removeprefix("repeated ")
-            if kind in _SCHEMA and kind not in _WRAPPERS:
+            if kind in _SCHEMA and kind not in WRAPPER_SCHEMA:
                 yield from walk(kind, f"{prefix}{name}.")
             else:
                 yield prefix + name
@@ -147,10 +137,7 @@ def _batching_parameters(legacy, where):
     """BatchingParameters from legacy_config.batching_parameters, or None when it is absent."""
     if not legacy.HasField("batching_parameters"):
         return None
-    message = legacy.batching_parameters
-    values = {name: getattr(message, name).value for name in _WRAPPED_BATCHING_FIELDS if message.HasField(name)}
     try:
-        return BatchingParameters(allowed_batch_sizes=list(message.allowed_batch_sizes),
-                                  pad_variable_length_inputs=message.pad_variable_length_inputs, **values)
+        return BatchingParameters.from_message(legacy.batching_parameters)
     except BatchingConfigError as e:
         raise PlatformConfigError(f"{where}: batching_parameters: {e}") from None
