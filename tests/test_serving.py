@@ -47,6 +47,7 @@ from albert_tf.serving.client import AlbertClient, ServingClientError, TlsCreden
 from albert_tf.serving import batching as batching_module
 from albert_tf.serving import profiler, servables
 from albert_tf.serving.manager import State
+from albert_tf.serving.monitoring import RUNTIME_LABEL
 from albert_tf.serving import rest as rest_api
 from albert_tf.serving.manager import ModelConfigError, ModelManager, parse_model_config_file, single_model_config
 from albert_tf.serving.process import free_port
@@ -1266,6 +1267,60 @@ def test_server_passes_grpc_and_rest_deadlines_to_the_batcher(models, tmp_path):
         assert rows_run == [1]  # neither timed-out request reached the model
     finally:
         release.set()
+        server.stop(grace=1)
+
+
+class SpinModel(tf.Module):
+    """A SavedModel whose `spin` signature runs max(n) small matmuls in a while loop: as
+    long as a test needs, and cancellable between iterations."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="n")])
+    def spin(self, n):
+        def body(i, x):
+            return i + 1, tf.tanh(tf.matmul(x, x) * 0.01)
+
+        _, x = tf.while_loop(lambda i, x: i < tf.reduce_max(n), body, (tf.constant(0), tf.ones([64, 64])))
+        return {"y": tf.fill(tf.shape(n), tf.reduce_sum(x))}
+
+
+@pytest.mark.parametrize("batching", [False, True])
+def test_model_calls_stop_at_the_grpc_deadline_and_rest_timeout(tmp_path, batching):
+    """As TF Serving runs a request with its deadline as the RunOptions timeout: a model
+    call nobody waits for any more is cancelled, batched or not, over gRPC and REST, while
+    a call with time left finishes."""
+    spin = SpinModel()
+    tf.saved_model.save(spin, str(tmp_path / "spin" / "1"), signatures={"spin": spin.spin})
+    rest_port = free_port()
+    server = ModelServer(ServerOptions(model_config=single_model_config("spin", str(tmp_path / "spin")), port=0,
+                                       rest_api_port=rest_port, rest_api_timeout_in_ms=500,
+                                       batching=BatchingParameters(max_batch_size=4) if batching else None),
+                         log=lambda _: None).start()
+    runtime = ("/tensorflow/serving/runtime_latency", ("spin", "Predict", RUNTIME_LABEL))
+    long_loop = {"n": np.array([20_000_000], np.int32)}  # minutes of work if nothing stopped it
+
+    def finished_calls(count):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (server.metrics.value(*runtime) or (0, 0))[0] < count:
+            time.sleep(0.05)
+        return server.metrics.value(*runtime)
+
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.Predict(predict_request(long_loop, model="spin", signature="spin"), timeout=0.5)
+            assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            count, micros = finished_calls(1)
+            assert count == 1 and micros < 10e6  # stopped near its 0.5 s deadline
+            server.rest_url = f"http://127.0.0.1:{rest_port}/v1/models"
+            status, _ = rest(server, "/spin:predict", {"signature_name": "spin", "inputs": {"n": [20_000_000]}})
+            assert status == 504
+            count, micros = finished_calls(2)
+            assert count == 2 and micros < 20e6
+            short = stub.Predict(predict_request({"n": np.array([100], np.int32)}, model="spin", signature="spin"),
+                                 timeout=30)
+            assert tf.make_ndarray(short.outputs["y"]).shape == (1,)
+    finally:
         server.stop(grace=1)
 
 

@@ -28,6 +28,7 @@ import grpc
 import numpy as np
 
 from albert_tf.serving.batching_config import BatchingConfigError, BatchingParameters
+from albert_tf.serving.deadlines import cancel_at
 from albert_tf.serving.tensors import STOPPING_MESSAGE, ServingError, invalid_argument
 from albert_tf.serving.text_proto import read_config_text
 
@@ -180,7 +181,8 @@ class Batcher:
         (per-model batching parameters); a queue keeps the parameters it was made with.
         `deadline` (time.monotonic() value, or None) is when the caller stops waiting (gRPC
         deadline, REST timeout): a batch whose every request is past its deadline when it
-        leaves the queue is not run, and its requests get TF Serving's RESOURCE_EXHAUSTED."""
+        leaves the queue is not run, and its requests get TF Serving's RESOURCE_EXHAUSTED;
+        a batch that runs is cancelled at its latest request's deadline (DEADLINE_EXCEEDED)."""
         params = params or self.params
         size = _task_size(inputs)
         if size > params.max_batch_size:
@@ -196,7 +198,8 @@ class Batcher:
                     queue = self._queues[key] = _Queue(self, version, signature, params)
                 queue.ensure_threads()
         if queue is None:  # a request that resolved the version just before it was unloaded
-            return self._run(version, signature, inputs)
+            with cancel_at(deadline):
+                return self._run(version, signature, inputs)
         params = queue.params
         task = _Task(inputs, size, deadline)
         with queue.condition:
@@ -211,7 +214,8 @@ class Batcher:
                 queue.tasks.append(task)
                 queue.condition.notify()
         if late:
-            return self._run(version, signature, inputs)
+            with cancel_at(deadline):
+                return self._run(version, signature, inputs)
         task.done.wait()
         if task.error is not None:
             raise task.error
@@ -238,7 +242,10 @@ class Batcher:
             target = next((b for b in params.allowed_batch_sizes if b >= rows), rows)
             if target > rows:  # pad up to an allowed batch size with copies of the first row
                 merged = {k: np.concatenate([v, np.repeat(v[:1], target - rows, axis=0)]) for k, v in merged.items()}
-            outputs = self._run(version, signature, merged)
+            # As TF Serving: the batch runs until its latest request's deadline (none if one has none).
+            deadline = None if any(task.deadline is None for task in tasks) else max(task.deadline for task in tasks)
+            with cancel_at(deadline):
+                outputs = self._run(version, signature, merged)
             if self.metrics is not None:
                 self.metrics.increment("/tensorflow/serving/batching_session/wrapped_run_count")
             self.batches_run += 1

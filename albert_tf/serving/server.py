@@ -24,6 +24,7 @@ from tensorflow_serving.apis import status_pb2
 
 from albert_tf.serving import servables
 from albert_tf.serving.batching import Batcher
+from albert_tf.serving.deadlines import cancel_at
 from albert_tf.serving.manager import ModelManager
 from albert_tf.serving.monitoring import RUNTIME_LABEL, Metrics, micros_since
 from albert_tf.serving.profiler import ProfilerServicer
@@ -216,13 +217,14 @@ class ModelServer:
     def run(self, version, signature, inputs, deadline=None):
         """Runs a signature, through the batcher when batching is on. With per-model
         batching parameters, a version batches with its own batching_params.pbtxt and one
-        without that file is not batched (TF Serving's rule). `deadline`: see Batcher.run."""
-        if self.batcher is None:
-            return version.run(signature, inputs)
+        without that file is not batched (TF Serving's rule). `deadline` (time.monotonic(),
+        or None): the model call is cancelled then (deadlines.cancel_at), and see Batcher.run."""
+        if self.batcher is None or (self.options.enable_per_model_batching_parameters
+                                    and version.batching_parameters is None):
+            with cancel_at(deadline):
+                return version.run(signature, inputs)
         if not self.options.enable_per_model_batching_parameters:
             return self.batcher.run(version, signature, inputs, deadline=deadline)
-        if version.batching_parameters is None:
-            return version.run(signature, inputs)
         return self.batcher.run(version, signature, inputs, params=version.batching_parameters, deadline=deadline)
 
     def runner(self, api, deadline=None):
