@@ -45,7 +45,7 @@ from albert_tf.export.exporter import ExportOptions, export_saved_model, set_met
 from albert_tf.serving.batching import Batcher, BatchingConfigError, BatchingParameters
 from albert_tf.serving.client import AlbertClient, ServingClientError, TlsCredentials
 from albert_tf.serving import batching as batching_module
-from albert_tf.serving import profiler, servables
+from albert_tf.serving import deadlines, profiler, servables
 from albert_tf.serving.manager import State
 from albert_tf.serving.monitoring import RUNTIME_LABEL
 from albert_tf.serving import rest as rest_api
@@ -1281,6 +1281,36 @@ class SpinModel(tf.Module):
 
         _, x = tf.while_loop(lambda i, x: i < tf.reduce_max(n), body, (tf.constant(0), tf.ones([64, 64])))
         return {"y": tf.fill(tf.shape(n), tf.reduce_sum(x))}
+
+
+def test_a_deadline_cancels_only_its_own_threads_call(tmp_path):
+    """cancel_at is per thread: a call whose deadline passes stops, while a call with time
+    left, running at the same moment on another thread, finishes."""
+    spin = SpinModel()
+    tf.saved_model.save(spin, str(tmp_path / "spin" / "1"), signatures={"spin": spin.spin})
+    version = servables.LoadedVersion("spin", 1, str(tmp_path / "spin" / "1"))
+    started = time.monotonic()
+    version.run("spin", {"n": np.array([2000], np.int32)})
+    iterations = int(1.5 / max(time.monotonic() - started, 1e-3) * 2000)  # about 1.5 s of loop
+    results = {}
+
+    def call(name, seconds, n):
+        began = time.monotonic()
+        try:
+            with deadlines.cancel_at(time.monotonic() + seconds):
+                version.run("spin", {"n": np.array([n], np.int32)})
+            results[name] = ("finished", time.monotonic() - began)
+        except ServingError as e:
+            results[name] = (e.code, time.monotonic() - began)
+
+    threads = [threading.Thread(target=call, args=("short", 0.3, 100 * iterations)),
+               threading.Thread(target=call, args=("long", 120, iterations))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert results["short"][0] == grpc.StatusCode.DEADLINE_EXCEEDED and results["short"][1] < 10, results
+    assert results["long"][0] == "finished", results
 
 
 @pytest.mark.parametrize("batching", [False, True])

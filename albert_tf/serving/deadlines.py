@@ -65,7 +65,8 @@ class _Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="albert-serve-deadlines", daemon=True)
                 self._thread.start()
-            self._condition.notify()
+            if self._heap[0][2] is entry:  # the new earliest deadline: the thread must wake sooner
+                self._condition.notify()
         return entry
 
     def _loop(self):
