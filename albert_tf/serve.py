@@ -10,6 +10,7 @@ Models load (and warm up) before the port is bound. SIGTERM or Ctrl-C stop the s
 cleanly, after in-flight requests finish.
 """
 
+import faulthandler
 import os
 import signal
 import sys
@@ -279,6 +280,9 @@ def main(argv):
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    # `kill -USR1 <pid>` writes every thread's stack to stderr, from C, so it works even
+    # when no Python thread can run (ModelServerProcess.stop sends it before a SIGKILL).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     if FLAGS.model_config_file and FLAGS.model_config_file_poll_wait_seconds > 0:
         threading.Thread(target=_watch_config_file, args=(server, stop), daemon=True).start()
     print(f"albert-serve listening on {FLAGS.host}:{server.port}", flush=True)

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import threading
 import time
 import urllib.error
@@ -452,9 +453,10 @@ def test_profiler_service_writes_a_trace_tensorboard_reads(server, models, tmp_p
     assert b"MatMul" in trace  # the model ran while the trace was recorded
 
 
-def test_profiler_terminate_ends_a_trace_early_and_monitor_is_unimplemented(models, tmp_path):
+def test_profiler_terminate_monitor_and_the_sigusr1_stack_dump(models, tmp_path):
     """Terminate ends a running Profile of the same session (it still writes its trace);
-    Monitor is UNIMPLEMENTED, as in TSL. Embedded only: Terminate's timing."""
+    Monitor is UNIMPLEMENTED, as in TSL. SIGUSR1 writes every thread's stack to stderr
+    and the server goes on serving. Embedded only: Terminate's timing, the stack dump."""
     process = ServerProcess("embedded", [f"--model_base_path={models['base'] / 'albert'}", "--model_name=albert"])
     channel = grpc.insecure_channel(process.address)
     try:
@@ -472,9 +474,18 @@ def test_profiler_terminate_ends_a_trace_early_and_monitor_is_unimplemented(mode
         assert isinstance(response.empty_trace, bool)
         assert rpc_error(profiler_call, channel, "Monitor", profiler.MonitorRequest(duration_ms=10),
                          profiler.MonitorResponse, timeout=30) == (Code.UNIMPLEMENTED, "unimplemented.")
+        process.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "Current thread" not in process.stderr():
+            time.sleep(0.1)
+        prediction = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = predict_request({"text": np.array([b"still serving"], object)}, output_filter=["pooled_output"])
+        assert prediction.Predict(request, timeout=30).outputs["pooled_output"].tensor_shape.dim[0].size == 1
     finally:
         channel.close()
-        process.stop()
+        code, stderr = process.stop()
+    assert code == 0
+    assert "Current thread" in stderr and 'File "' in stderr and "serve.py" in stderr, stderr[-3000:]
 
 
 def test_profiler_service_off_and_unwritable_repository(models, tmp_path):

@@ -11,6 +11,7 @@ the benchmarks and the protocol tests start either one the same way:
 """
 
 import os
+import signal
 import shutil
 import socket
 import subprocess
@@ -133,7 +134,9 @@ class ModelServerProcess:
         return self.process.wait(timeout=timeout)
 
     def stop(self):
-        """SIGTERM (SIGKILL after 30 s); returns (exit code, stderr). Idempotent."""
+        """SIGTERM (SIGKILL after 30 s); returns (exit code, stderr). Idempotent. An
+        albert-serve that has not stopped by then first gets SIGUSR1, which writes every
+        thread's stack to its stderr, so the log shows where it hung."""
         if self._final is not None:
             return self._final
         if self.process.poll() is None:
@@ -141,6 +144,9 @@ class ModelServerProcess:
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
+                if self.backend == "embedded":
+                    self.process.send_signal(signal.SIGUSR1)
+                    time.sleep(1.0)
                 self.process.kill()
                 self.process.wait()
         self._log.close()
