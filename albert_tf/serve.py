@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from albert_tf.cli_support import log, quiet_absl_info, quiet_tensorflow, run_main
 
@@ -278,16 +279,21 @@ def main(argv):
         log(f"albert-serve: Failed to start server. Error: {e}")
         return 1
     stop = threading.Event()
+    # The handler only appends to a list. Setting the Event from it could deadlock: a
+    # handler runs between any two bytecodes of the main thread, including inside
+    # Event.wait while that thread holds the Event's lock (this hung a CI run once).
+    signals_received = []
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda number, _frame: signals_received.append(number))
     # `kill -USR1 <pid>` writes every thread's stack to stderr, from C, so it works even
     # when no Python thread can run (ModelServerProcess.stop sends it before a SIGKILL).
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     if FLAGS.model_config_file and FLAGS.model_config_file_poll_wait_seconds > 0:
         threading.Thread(target=_watch_config_file, args=(server, stop), daemon=True).start()
     print(f"albert-serve listening on {FLAGS.host}:{server.port}", flush=True)
-    while not stop.wait(0.5):  # a timed wait keeps the signal handlers responsive
-        pass
+    while not signals_received:
+        time.sleep(0.2)  # a signal ends the sleep early; the handler runs in between
+    stop.set()
     log("albert-serve: stopping (finishing in-flight requests)")
     server.stop(grace=5.0)
     log("albert-serve: stopped")
