@@ -470,8 +470,8 @@ def test_profiler_terminate_monitor_and_the_sigusr1_stack_dump(models, tmp_path)
                           profiler.TerminateResponse, timeout=30)
             response = answer.result()
         assert time.monotonic() - started < 30
-        assert (tmp_path / "run1" / "localhost_1.xplane.pb").is_file()
-        assert isinstance(response.empty_trace, bool)
+        trace = (tmp_path / "run1" / "localhost_1.xplane.pb").read_bytes()
+        assert response.empty_trace == (profiler.count_trace_events(trace) == 0)
         assert rpc_error(profiler_call, channel, "Monitor", profiler.MonitorRequest(duration_ms=10),
                          profiler.MonitorResponse, timeout=30) == (Code.UNIMPLEMENTED, "unimplemented.")
         process.process.send_signal(signal.SIGUSR1)

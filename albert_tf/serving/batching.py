@@ -197,23 +197,21 @@ class Batcher:
                 if queue is None or queue.version is not version:
                     queue = self._queues[key] = _Queue(self, version, signature, params)
                 queue.ensure_threads()
-        if queue is None:  # a request that resolved the version just before it was unloaded
-            with cancel_at(deadline):
-                return self._run(version, signature, inputs)
-        params = queue.params
         task = _Task(inputs, size, deadline)
-        with queue.condition:
-            if self.stopped:  # checked under the queue's lock, so a stopping thread cannot miss the task
-                raise ServingError(grpc.StatusCode.UNAVAILABLE, STOPPING_MESSAGE)
-            late = queue.retired  # retired since it was looked up: its threads may have ended
-            if not late:
-                waiting = sum(t.size for t in queue.tasks)
-                if waiting + size > params.max_batch_size * params.max_enqueued_batches:
-                    raise ServingError(grpc.StatusCode.UNAVAILABLE,
-                                       "The batch scheduling queue to which this task was submitted is full")
-                queue.tasks.append(task)
-                queue.condition.notify()
-        if late:
+        if queue is not None:
+            with queue.condition:
+                if self.stopped:  # checked under the queue's lock, so a stopping thread cannot miss the task
+                    raise ServingError(grpc.StatusCode.UNAVAILABLE, STOPPING_MESSAGE)
+                if queue.retired:  # retired since it was looked up: its threads may have ended
+                    queue = None
+                else:
+                    waiting = sum(t.size for t in queue.tasks)
+                    if waiting + size > queue.params.max_batch_size * queue.params.max_enqueued_batches:
+                        raise ServingError(grpc.StatusCode.UNAVAILABLE,
+                                           "The batch scheduling queue to which this task was submitted is full")
+                    queue.tasks.append(task)
+                    queue.condition.notify()
+        if queue is None:  # the version was unloaded just after this request resolved it: run unbatched
             with cancel_at(deadline):
                 return self._run(version, signature, inputs)
         task.done.wait()

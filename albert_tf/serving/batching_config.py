@@ -4,6 +4,8 @@ checks. No TensorFlow import, so albert-serve can check its config files before
 TensorFlow loads.
 """
 
+import functools
+
 from google.protobuf import text_format
 
 from albert_tf.serving.text_proto import proto3_message_classes, read_config_text
@@ -23,6 +25,13 @@ BATCHING_SCHEMA = {
 # Fields held in a wrapper message: copied only when present, so the defaults below apply.
 _WRAPPED_FIELDS = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
                    "thread_pool_name", "enable_large_batch_splitting", "max_execution_batch_size")
+
+
+@functools.cache
+def _batching_parameters_class():
+    """The BatchingParameters message class of BATCHING_SCHEMA, built once."""
+    return proto3_message_classes("albert_tf/batching_parameters.proto", "tensorflow.serving",
+                                  BATCHING_SCHEMA)["BatchingParameters"]
 
 
 class BatchingConfigError(ValueError):
@@ -62,8 +71,7 @@ class BatchingParameters:
     def from_text(cls, text, source="--batching_parameters_file"):
         """Parses the text-format proto. Errors raise BatchingConfigError as
         "<source>:<line>:<column> : <what>", or "<source>: <what>" for a value check."""
-        message = proto3_message_classes("albert_tf/batching_parameters.proto", "tensorflow.serving",
-                                         BATCHING_SCHEMA)["BatchingParameters"]()
+        message = _batching_parameters_class()()
         try:
             text_format.Parse(text, message)
         except text_format.ParseError as e:

@@ -148,7 +148,12 @@ def _write_atomically(gfile, path, data):
     """Writes `data` (bytes) to `path` through a temporary name (any TF filesystem)."""
     gfile.makedirs(os.path.dirname(path))
     temporary = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
-    with gfile.GFile(temporary, "wb") as f:
-        f.write(data)
-    gfile.rename(temporary, path, overwrite=True)
+    try:
+        with gfile.GFile(temporary, "wb") as f:
+            f.write(data)
+        gfile.rename(temporary, path, overwrite=True)
+    except BaseException:
+        if gfile.exists(temporary):
+            gfile.remove(temporary)
+        raise
 
