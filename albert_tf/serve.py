@@ -53,6 +53,9 @@ flags.DEFINE_integer("max_num_load_retries", 5, "Retries of a version that fails
 flags.DEFINE_integer("load_retry_interval_micros", 60_000_000, "Wait between load retries.")
 flags.DEFINE_bool("allow_version_labels_for_unavailable_models", False, "Let labels point at unloaded versions.")
 flags.DEFINE_bool("enable_serialization_as_tensor_content", False, "Encode outputs as tensor_content.")
+flags.DEFINE_bool("enforce_session_run_timeout", True,
+                  "Cancel a model call when its request's gRPC deadline or REST timeout passes, as TF Serving "
+                  "runs it with that timeout; false lets every call run to the end.")
 flags.DEFINE_integer("tensorflow_intra_op_parallelism", 0, "TF intra-op threads (0 = auto).")
 flags.DEFINE_integer("tensorflow_inter_op_parallelism", 0, "TF inter-op threads (0 = auto).")
 flags.DEFINE_integer("tensorflow_session_parallelism", 0,
@@ -255,6 +258,7 @@ def main(argv):
             load_retry_interval_seconds=FLAGS.load_retry_interval_micros / 1e6,
             allow_version_labels_for_unavailable_models=FLAGS.allow_version_labels_for_unavailable_models,
             enable_serialization_as_tensor_content=FLAGS.enable_serialization_as_tensor_content,
+            enforce_session_run_timeout=FLAGS.enforce_session_run_timeout,
             grpc_socket_path=FLAGS.grpc_socket_path,
             rest_api_port=FLAGS.rest_api_port,
             rest_api_num_threads=FLAGS.rest_api_num_threads,

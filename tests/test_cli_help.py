@@ -26,7 +26,7 @@ TOOLS = {
     "albert_tf.run_pretraining": ["--input_file", "--output_dir", "--num_train_steps"],
     "albert_tf.run_squad": ["--train_file", "--version_2_with_negative"],
     "albert_tf.serve": ["--model_base_path", "--enable_batching", "--batching_parameters_file", "--enable_profiler",
-                        "--num_load_threads"],
+                        "--num_load_threads", "--enforce_session_run_timeout"],
     "albert_tf.tokenize": ["--spm_model_file", "--vocab_file"],
     "albert_tf.train_tokenizer": ["--input", "--vocab_size"],
 }

@@ -50,6 +50,7 @@ class ServerOptions:
     load_retry_interval_seconds: float = 60.0
     allow_version_labels_for_unavailable_models: bool = False
     enable_serialization_as_tensor_content: bool = False
+    enforce_session_run_timeout: bool = True  # cancel a model call at its request's deadline; False = run to the end
     grpc_socket_path: str = None  # also serve on this UNIX socket
     rest_api_port: int = 0  # TF Serving's REST API on this port; 0 = off
     rest_api_num_threads: int = 4 * (os.cpu_count() or 1)  # REST requests run at once
@@ -230,7 +231,11 @@ class ModelServer:
     def runner(self, api, deadline=None):
         """`run` for one request of one API ("Predict", "Classify", "Regress") whose caller
         waits until `deadline` (time.monotonic(), or None): it also records the call's
-        time, batch queueing included, as :tensorflow:serving:runtime_latency."""
+        time, batch queueing included, as :tensorflow:serving:runtime_latency. With
+        enforce_session_run_timeout off the model call gets no deadline, as in TF Serving."""
+        if not self.options.enforce_session_run_timeout:
+            deadline = None
+
         def run(version, signature, inputs):
             started = time.monotonic()
             try:
