@@ -580,10 +580,12 @@ def test_signature_input_and_output_errors(server, models):
 def test_message_limits(server, models):
     """The server takes 2 GiB messages; a client's default 4 MiB receive limit trips."""
     config = models["config"]
-    big = ids_inputs(config, batch=22000, seq=64, seed=5)  # 16.9 MB of int32
+    big = ids_inputs(config, batch=6500, seq=64, seed=5)  # 5.0 MB of int32, over gRPC's default 4 MiB
     predict, _, channel = stubs(server.address)
-    response = predict.Predict(predict_request(big, signature="encode", output_filter=["pooled_output"]), timeout=120)
-    assert tf.make_ndarray(response.outputs["pooled_output"]).shape == (22000, config.hidden_size)
+    request = predict_request(big, signature="encode", output_filter=["pooled_output"])
+    assert request.ByteSize() > 4 * 2**20
+    response = predict.Predict(request, timeout=120)
+    assert tf.make_ndarray(response.outputs["pooled_output"]).shape == (6500, config.hidden_size)
     channel.close()
     default_predict, _, channel = stubs(server.address, raised=False)
     medium = ids_inputs(config, batch=600, seq=64, seed=6)  # 4.9 MB of sequence_output
@@ -1322,6 +1324,31 @@ def test_a_deadline_cancels_only_its_own_threads_call(tmp_path):
         thread.join(120)
     assert results["short"][0] == grpc.StatusCode.DEADLINE_EXCEEDED and results["short"][1] < 10, results
     assert results["long"][0] == "finished", results
+
+
+def test_enforce_session_run_timeout_false_lets_model_calls_run_to_the_end(tmp_path):
+    """ModelServer.runner passes the request's deadline to the model call only with
+    enforce_session_run_timeout on (the default, as TF Serving's flag)."""
+    spin = SpinModel()
+    tf.saved_model.save(spin, str(tmp_path / "spin" / "1"), signatures={"spin": spin.spin})
+    version = servables.LoadedVersion("spin", 1, str(tmp_path / "spin" / "1"))
+    started = time.monotonic()
+    version.run("spin", {"n": np.array([2000], np.int32)})
+    one_second = {"n": np.array([int(2000 / max(time.monotonic() - started, 1e-3))], np.int32)}
+    config = single_model_config("spin", str(tmp_path / "spin"))
+
+    def runner(enforce):
+        server = ModelServer(ServerOptions(model_config=config, port=0, enforce_session_run_timeout=enforce),
+                             log=lambda _: None)
+        return server.runner("Predict", deadline=time.monotonic() + 0.2)
+
+    began = time.monotonic()
+    with pytest.raises(ServingError) as caught:
+        runner(True)(version, "spin", one_second)
+    assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED and time.monotonic() - began < 0.9
+    began = time.monotonic()
+    outputs = runner(False)(version, "spin", one_second)
+    assert outputs["y"].shape == (1,) and time.monotonic() - began > 0.4
 
 
 @pytest.mark.parametrize("batching", [False, True])
