@@ -30,6 +30,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10,<3.14",
     packages=find_packages(include=["albert_tf", "albert_tf.*"]),
+    package_data={"albert_tf.text": ["re2_classes.json"]},  # Unicode classes, computed ahead (normalize.py)
     install_requires=[
         "tensorflow==2.20.0",
         "tensorflow-text==2.20.1",
@@ -40,6 +41,9 @@ setup(
         "grpcio-health-checking==1.85.1",  # --enable_grpc_healthcheck_service (its newest release)
         "absl-py==2.5.1",
         "numpy>=1.26,<3",
+        # TensorFlow takes any ml_dtypes 0.5-0.x; 0.7.0's import alone takes 1.1-1.3 s on a
+        # 2-core Zen 3 (0.2 s for 0.6.0), paid by every process that imports TensorFlow.
+        "ml_dtypes==0.6.0",
         "orjson==3.13.0",  # albert-serve's REST answers: numpy arrays straight to JSON
     ],
     extras_require={

@@ -1,9 +1,13 @@
 """Python tokenizers: the original rules, special ids and error cases."""
 
+import json
+import unicodedata
+
 import pytest
 import sentencepiece as spm
 
 from albert_tf.text import SentencePieceTokenizer, TokenizerError, WordPieceTokenizer, load_tokenizer, preprocess_text
+from albert_tf.text import normalize
 from albert_tf.text.packing import pack_pair, truncate_pair_lengths
 
 
@@ -12,6 +16,22 @@ def test_preprocess_text_is_the_original_rule():
     assert preprocess_text("ÀÉÎ  Õ", lower=True) == "aei o"
     assert preprocess_text("``x''", lower=False) == "``x''"  # no quote rewriting in the original
     assert preprocess_text("", lower=True) == ""
+
+
+def test_shipped_re2_classes_equal_the_predicates_of_this_python():
+    """re2_classes.json holds every class for each supported Python's Unicode version, and
+    for the running one equals a fresh scan of the predicates (so a changed predicate
+    without a rewritten table fails here)."""
+    tables = json.load(open(normalize.RE2_CLASSES_FILE, encoding="utf-8"))
+    assert {"13.0.0", "14.0.0", "15.0.0", "15.1.0"} <= set(tables)  # Pythons 3.10-3.13
+    assert all(set(classes) == set(normalize.RE2_CLASS_PREDICATES) for classes in tables.values())
+    assert normalize.shipped_re2_classes() == tables[unicodedata.unidata_version]
+    for name in normalize.RE2_CLASS_PREDICATES:
+        assert normalize.re2_class(name) == normalize.compute_re2_class(name), name
+    assert "\\x{3000}" in normalize.re2_class("python_space")  # spot checks of the meaning
+    assert "\\x{4e00}-\\x{9fff}" in normalize.re2_class("cjk")
+    with pytest.raises(KeyError, match="no RE2 class named 'spaces'"):
+        normalize.re2_class("spaces")
 
 
 def test_spm_model_has_albert_special_ids(spm_model_file):

@@ -2,12 +2,22 @@
 classes that let the in-graph (RE2) version apply exactly the same rules.
 
 The classes are computed from Python's `unicodedata`, i.e. from the very predicates the
-Python path uses, so both paths agree code point by code point.
+Python path uses, so both paths agree code point by code point. Computing them scans every
+code point (about 5 s for all of them on a 2-core Zen 3), so `re2_classes.json` holds them
+ready for each Unicode version of the Pythons albert-tf supports, and they are computed
+only for another version. After changing a predicate, rewrite that file with each Python
+(this file needs only the standard library):
+
+    for v in 3.10 3.11 3.12 3.13; do python$v albert_tf/text/normalize.py --write_table; done
 """
 
 import functools
+import json
+import os
 import sys
 import unicodedata
+
+RE2_CLASSES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "re2_classes.json")
 
 
 def preprocess_text(text: str, lower: bool = False) -> str:
@@ -101,28 +111,76 @@ def _re2_class(ranges) -> str:
     return "[" + "".join(parts) + "]"
 
 
+# The predicates behind each class, by name:
+# - "python_space": `str.isspace()` (what `str.split()` and `str.strip()` use);
+# - "combining": `unicodedata.combining(c) != 0`;
+# - "mark_nonspacing": category Mn (BERT accent stripping);
+# - "bert_whitespace", "bert_control", "bert_punctuation", "cjk": BERT basic tokenizer;
+# - "python_digit": `str.isdigit()` (the digit-comma rule of `encode_pieces`);
+# - "cased", "not_cased", "case_ignorable": the Final_Sigma context of `str.lower()`.
+RE2_CLASS_PREDICATES = {
+    "python_space": str.isspace,
+    "combining": lambda c: unicodedata.combining(c) != 0,
+    "mark_nonspacing": lambda c: unicodedata.category(c) == "Mn",
+    "bert_whitespace": is_bert_whitespace,
+    "bert_control": lambda c: is_bert_control(c) or c in ("\x00", "\ufffd"),
+    "bert_punctuation": is_bert_punctuation,
+    "cjk": is_cjk_character,
+    "python_digit": str.isdigit,
+    "cased": _is_cased,
+    "case_ignorable": _is_case_ignorable,
+    "not_cased": lambda c: not _is_cased(c),
+}
+
+
+def compute_re2_class(name: str) -> str:
+    """The RE2 class of RE2_CLASS_PREDICATES[name], by a scan of every code point
+    (surrogates excluded)."""
+    return _re2_class(_ranges(RE2_CLASS_PREDICATES[name]))
+
+
+@functools.lru_cache(maxsize=None)
+def shipped_re2_classes() -> dict:
+    """{name: RE2 class} from RE2_CLASSES_FILE for this Python's Unicode version
+    (`unicodedata.unidata_version`), or {} when the file has none for it."""
+    try:
+        with open(RE2_CLASSES_FILE, encoding="utf-8") as f:
+            return json.load(f).get(unicodedata.unidata_version, {})
+    except FileNotFoundError:
+        return {}
+
+
 @functools.lru_cache(maxsize=None)
 def re2_class(name: str) -> str:
-    """An RE2 character class (str like "[\\x{300}-\\x{36f}...]") for a named predicate:
+    """An RE2 character class (str like "[\\x{300}-\\x{36f}...]") for a name of
+    RE2_CLASS_PREDICATES: from RE2_CLASSES_FILE when it has this Unicode version, else
+    computed. KeyError names an unknown class."""
+    if name not in RE2_CLASS_PREDICATES:
+        raise KeyError(f"no RE2 class named {name!r}; known: {sorted(RE2_CLASS_PREDICATES)}")
+    shipped = shipped_re2_classes().get(name)
+    return shipped if shipped is not None else compute_re2_class(name)
 
-    - "python_space": `str.isspace()` (what `str.split()` and `str.strip()` use);
-    - "combining": `unicodedata.combining(c) != 0`;
-    - "mark_nonspacing": category Mn (BERT accent stripping);
-    - "bert_whitespace", "bert_control", "bert_punctuation", "cjk": BERT basic tokenizer;
-    - "python_digit": `str.isdigit()` (the digit-comma rule of `encode_pieces`);
-    - "cased", "not_cased", "case_ignorable": the Final_Sigma context of `str.lower()`.
-    """
-    predicates = {
-        "python_space": str.isspace,
-        "combining": lambda c: unicodedata.combining(c) != 0,
-        "mark_nonspacing": lambda c: unicodedata.category(c) == "Mn",
-        "bert_whitespace": is_bert_whitespace,
-        "bert_control": lambda c: is_bert_control(c) or c in ("\x00", "\ufffd"),
-        "bert_punctuation": is_bert_punctuation,
-        "cjk": is_cjk_character,
-        "python_digit": str.isdigit,
-        "cased": _is_cased,
-        "case_ignorable": _is_case_ignorable,
-        "not_cased": lambda c: not _is_cased(c),
-    }
-    return _re2_class(_ranges(predicates[name]))
+
+def write_table():
+    """Adds (or replaces) this Python's Unicode version in RE2_CLASSES_FILE, every class
+    computed, written through a temporary file and a rename."""
+    try:
+        with open(RE2_CLASSES_FILE, encoding="utf-8") as f:
+            tables = json.load(f)
+    except FileNotFoundError:
+        tables = {}
+    tables[unicodedata.unidata_version] = {name: compute_re2_class(name) for name in RE2_CLASS_PREDICATES}
+    with open(RE2_CLASSES_FILE + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(tables, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(RE2_CLASSES_FILE + ".tmp", RE2_CLASSES_FILE)
+    shipped_re2_classes.cache_clear()
+    re2_class.cache_clear()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write_table"]:
+        sys.exit(f"usage: python {sys.argv[0]} --write_table  (adds Unicode {unicodedata.unidata_version} "
+                 f"to {RE2_CLASSES_FILE})")
+    write_table()
+    print(f"{RE2_CLASSES_FILE}: Unicode {unicodedata.unidata_version} written")
