@@ -68,7 +68,6 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     quiet_absl_info()
     from albert_tf.config import AlbertConfig, AlbertConfigError
-    from albert_tf.export.exporter import ExportError, ExportOptions, export_saved_model
 
     config_path = _config_path(FLAGS.checkpoint)
     try:
@@ -84,6 +83,9 @@ def main(argv):
         short_lengths = tuple(int(n) for n in FLAGS.xla_short_lengths)
     except ValueError:
         raise app.UsageError(f"--xla_short_lengths: expected integers, got {FLAGS.xla_short_lengths}") from None
+    # TensorFlow (seconds to import) only once the flags are known to be usable.
+    from albert_tf.export.exporter import ExportError, ExportOptions, export_saved_model
+
     options = ExportOptions(
         checkpoint=FLAGS.checkpoint,
         albert_config=config,
