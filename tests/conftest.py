@@ -1,6 +1,12 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Under xdist each worker (and each CLI it starts, which inherits this) would run
+# TensorFlow with one intra-op thread per core: 2 workers x 2 threads on 2 cores, whose
+# spinning threads then slow each other. One thread each: two fine-tuning tests side by
+# side took 95 s against 138 s (pytest -n 2 --dist load tests/test_finetune.py -k learns).
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
