@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
+from albert_tf import cpu_features
 from albert_tf.checkpoints import build_model
 from albert_tf.config import AlbertConfig
 from albert_tf.export import layout, signatures, warmup
@@ -21,6 +22,7 @@ from albert_tf.export.exporter import (
     export_saved_model,
     graph_op_types,
 )
+from albert_tf.serving.manager import ModelManager, single_model_config
 from albert_tf.text import SentencePieceTokenizer, WordPieceTokenizer, pack_pair
 from tests.conftest import HARD_CASES, random_inputs
 
@@ -252,15 +254,19 @@ def test_wordpiece_backbone_export_from_a_pretrainer_checkpoint(tmp_path, wordpi
 
 
 @pytest.mark.slow
-def test_xla_and_bfloat16_exports(spm_setup):
+def test_xla_and_bfloat16_exports(spm_setup, monkeypatch):
     root, config = spm_setup["root"], spm_setup["config"]
     inputs = random_inputs(np.random.default_rng(3), config, batch=3, seq=20)
     reference = spm_setup["model"].backbone.predict_on_batch(inputs)["pooled_output"]
+    monkeypatch.setattr(cpu_features, "native_bfloat16", lambda: False)  # as on an AVX2-only CPU
     for xla, precision, tolerance in ((True, "float32", 1e-5), (False, "bfloat16", None)):
+        logs = []
         path = export_saved_model(ExportOptions(checkpoint=str(root / "ckpt"), albert_config=config,
                                                 export_base=str(root / "export_variants"), model="backbone",
                                                 spm_model_file=spm_setup["spm_model_file"], xla=xla,
-                                                precision=precision), log=lambda _: None)
+                                                precision=precision), log=logs.append)
+        warned = [line for line in logs if "neither AVX512-BF16 nor AMX" in line]
+        assert len(warned) == (precision == "bfloat16"), logs
         loaded = tf.saved_model.load(path)
         pooled = run_signature(loaded, "encode", **inputs)["pooled_output"]
         assert pooled.dtype == np.float32
@@ -278,6 +284,15 @@ def test_xla_and_bfloat16_exports(spm_setup):
             assert kernel_dtypes == {tf.bfloat16}  # rounded once at export; the float32 kernels are not needed
             tf1 = TF1Session(path).run("encode", inputs)["pooled_output"]  # TF Serving's loader path
             np.testing.assert_allclose(tf1, pooled, atol=1e-5, rtol=0)
+            # albert-serve warns too when it loads the version (the serving CPU may differ).
+            served_logs = []
+            manager = ModelManager(single_model_config("variants", os.path.dirname(path)), log=served_logs.append)
+            manager.start()
+            manager.stop()
+            assert any(f"model variants version {os.path.basename(path)} uses bfloat16 matmuls" in line
+                       and "neither AVX512-BF16 nor AMX" in line for line in served_logs), served_logs
+            monkeypatch.setattr(cpu_features, "native_bfloat16", lambda: True)
+            assert cpu_features.bfloat16_warning("this export") is None
 
 
 def xla_compiled_functions(path):

@@ -17,6 +17,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from albert_tf.checkpoints import CheckpointError, restore_model
+from albert_tf.cpu_features import bfloat16_warning
 from albert_tf.export import layout, warmup
 from albert_tf.export.signatures import SIGNATURES_BY_KIND, AlbertServingModule
 from albert_tf.layers.dense import set_matmul_dtype
@@ -158,6 +159,8 @@ def export_saved_model(options, log=print):
     except CheckpointError as e:
         raise ExportError(str(e)) from None
     log(f"restored {options.model} from {prefix} ({model.count_params():,} parameters)")
+    if options.precision == "bfloat16" and (warning := bfloat16_warning("this export")):
+        log(warning)
     set_matmul_dtype(model, options.precision)
     packer = AlbertPacker(max_seq_length, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id,
                           pad_to_sequence_length=False, bucket_lengths=options.bucket_lengths)

@@ -18,6 +18,7 @@ import grpc
 from tensorflow_serving.apis import get_model_status_pb2, status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from albert_tf.cpu_features import bfloat16_warning
 from albert_tf.export import layout
 from albert_tf.export.warmup import MAX_WARMUP_RECORDS, WARMUP_FILE, read_warmup_file
 from albert_tf.serving import servables
@@ -303,6 +304,9 @@ class ModelManager:
             self._set_status(state, version, State.AVAILABLE)
         self.log(f"model {name}: version {version} available ({records} warmup records, "
                  f"{time.perf_counter() - started:.1f} s)")
+        if loaded.manifest.get("precision") == "bfloat16" and (warning := bfloat16_warning(
+                f"model {name} version {version}")):
+            self.log(warning)
 
     def _warm(self, loaded):
         """Replays assets.extra/tf_serving_warmup_requests; any error fails the load."""
