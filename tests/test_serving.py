@@ -1065,6 +1065,7 @@ class BarrierVersion:
     barrier = None
     name = version = path = None
     batching_parameters = None
+    manifest = {}  # not an albert-tf export
 
     def __init__(self, name, version, path, **_):
         self.name, self.version, self.path = name, version, path
