@@ -29,9 +29,10 @@ from latency import time_interleaved  # noqa: E402  (no TensorFlow import)
 def cpu_name():
     """The `model name` of /proc/cpuinfo, else platform.processor()."""
     try:
-        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
     except OSError:
         pass
     return platform.processor() or "unknown"
@@ -51,8 +52,8 @@ def main():
     from albert_tf.layers.dense import set_matmul_dtype
     from albert_tf.models import AlbertBackbone
 
-    native = cpu_features.native_bfloat16()
-    print(f"CPU: {cpu_name()}; native bfloat16 (AVX512-BF16 or AMX): {native}", flush=True)
+    native, cpu = cpu_features.native_bfloat16(), cpu_name()
+    print(f"CPU: {cpu}; native bfloat16 (AVX512-BF16 or AMX): {native}", flush=True)
     config = AlbertConfig.preset("base")
     float32 = AlbertBackbone(config)
     bfloat16 = AlbertBackbone(config)
@@ -80,7 +81,7 @@ def main():
         rows.append(row)
         print(f"{batch} x {tokens}: float32 {row['float32_ms']:.1f} ms, bfloat16 {row['bfloat16_ms']:.1f} ms, "
               f"bfloat16 / float32 {row['bfloat16_over_float32']:.2f}, pooled cosine {cosine:.5f}", flush=True)
-    result = {"cpu": cpu_name(), "native_bfloat16": native, "rows": rows}
+    result = {"cpu": cpu, "native_bfloat16": native, "rows": rows}
     out = pathlib.Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "precision.json").write_text(json.dumps(result, indent=1) + "\n")
