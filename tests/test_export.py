@@ -24,6 +24,7 @@ from albert_tf.export.exporter import (
 )
 from albert_tf.serving.manager import ModelManager, single_model_config
 from albert_tf.text import SentencePieceTokenizer, WordPieceTokenizer, pack_pair
+from albert_tf.text.layers import AlbertPacker
 from tests.conftest import HARD_CASES, random_inputs
 
 TEXTS = ["Hello world.", "ALBERT shares parameters across its layers, 1,000 times over!", "a", "Café Müller",
@@ -88,6 +89,24 @@ def test_export_layout_and_manifest(spm_setup):
     assert os.listdir(os.path.join(path, "assets")) == ["wiki.model"]
     assert AlbertConfig.from_json_file(os.path.join(path, "assets.extra", "albert_config.json")) == spm_setup["config"]
     assert os.listdir(os.path.dirname(path)) == ["1"]  # no staging directory left behind
+
+
+def test_saving_traces_each_signature_and_each_model_head_once(spm_setup, tmp_path):
+    """tf.saved_model.save retraces functions traced outside its save context, and lists
+    tf.function attributes as functions of their own; neither may cost a second trace."""
+    from albert_tf.export.signatures import AlbertServingModule
+    from albert_tf.text.layers import SentencePieceTokenizerLayer
+
+    tokenizer = SentencePieceTokenizerLayer.from_file(spm_setup["spm_model_file"])
+    packer = AlbertPacker(48, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, pad_to_sequence_length=False)
+    module = AlbertServingModule(spm_setup["model"], "pretrainer", tokenizer, packer, xla_short_lengths=(8,))
+    options = tf.saved_model.SaveOptions()
+    functions = module.signatures(options)
+    tf.saved_model.save(module, str(tmp_path / "saved"), signatures=functions, options=options)
+    assert {name: f.experimental_get_tracing_count() for name, f in functions.items()} == dict.fromkeys(functions, 1)
+    # The graph model once per head (encoder, mlm, sop); its XLA copy for encoder and sop.
+    assert module._inner.run_model.experimental_get_tracing_count() == 3
+    assert module._inner.run_short.experimental_get_tracing_count() == 2
 
 
 def test_raw_text_signature_equals_keras_on_the_python_tokenization(spm_setup):

@@ -79,3 +79,27 @@ def test_layers_work_inside_tf_function(spm_model_file):
     graph = preprocess(tf.constant(["one two", "three"]), tf.constant(["four", "five six seven"]))
     for key in eager:
         np.testing.assert_array_equal(graph[key], eager[key])
+
+
+def test_lowercase_mismatches_agree_with_lowering_each_character_alone():
+    """The table python_lower patches is computed from one joined string; each entry (and
+    a sample of the rest) must agree with tf.strings.lower on the character alone."""
+    import random
+    import sys
+
+    from albert_tf.text.layers import _lowercase_mismatches, python_lower
+
+    mismatches = dict(_lowercase_mismatches())
+
+    def tf_lower(chars):
+        return [s.decode("utf-8") for s in tf.strings.lower(tf.constant(chars), encoding="utf-8").numpy()]
+
+    chars = list(mismatches)
+    assert all(low != c.lower() for c, low in zip(chars, tf_lower(chars)))
+    rng = random.Random(0)
+    others = [c for c in (chr(rng.randrange(1, sys.maxunicode + 1)) for _ in range(20000))
+              if not 0xD800 <= ord(c) <= 0xDFFF and c not in mismatches]
+    others += [chr(cp) for cp in range(1, 0x2000) if chr(cp) not in mismatches]  # every cased script up to Greek
+    assert [low == c.lower() for c, low in zip(others, tf_lower(others))] == [True] * len(others)
+    text = tf.constant(["".join(chars) + " ΟΔΟΣ"])
+    assert python_lower(text).numpy()[0].decode("utf-8") == "".join(chars).lower() + " οδος"[:-1] + "ς"

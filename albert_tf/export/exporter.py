@@ -169,10 +169,11 @@ def export_saved_model(options, log=print):
     if (options.xla or short_lengths) and not module.constant_kernels:
         log(f"dense kernels take {module.kernel_bytes / 2**20:.0f} MiB, over "
             f"{module.constant_kernels_max_bytes / 2**20:.0f} MiB: the XLA functions read them as variables")
-    signatures = module.signatures()
+    save_options = tf.saved_model.SaveOptions()
+    signatures = module.signatures(save_options)
     staging = layout.make_staging_dir(model_dir)
     try:
-        tf.saved_model.save(module, staging, signatures=signatures)
+        tf.saved_model.save(module, staging, signatures=signatures, options=save_options)
         set_method_names(staging, module.method_names())
         check_serving_ops(staging)
         extra = os.path.join(staging, "assets.extra")

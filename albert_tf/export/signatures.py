@@ -36,6 +36,7 @@ import math
 import types
 
 import tensorflow as tf
+from tensorflow.python.saved_model import save_context
 
 from albert_tf.layers.dense import constant_kernels, dense_layers, float32_matmuls
 from albert_tf.models.backbone import INPUT_NAMES
@@ -57,7 +58,7 @@ EXAMPLE_FEATURES = {"input_ids": "input_word_ids", "input_mask": "input_mask", "
 TOKEN_AXIS_OUTPUTS = ("sequence_output", "start_logits", "end_logits")
 # XLA-compiled functions hold the dense kernels as graph constants (faster: see
 # `constant_kernels`) when the float32 kernels take at most this much. Each such trace
-# holds its own copy in saved_model.pb (an ALBERT-base backbone export's is 62 MB), and
+# holds its own copy in saved_model.pb (an ALBERT-base backbone export's is 33 MB), and
 # a GraphDef must stay under 2 GB: ALBERT-base's kernels take 30 MiB, xlarge's 210 MiB,
 # and xxlarge (836 MiB) keeps reading variables.
 CONSTANT_KERNELS_MAX_BYTES = 256 * 2**20
@@ -111,9 +112,13 @@ class AlbertServingModule(tf.Module):
         self.constant_kernels_max_bytes = CONSTANT_KERNELS_MAX_BYTES
         compiled = bool(jit_compile or xla_short_lengths)
         self.constant_kernels = compiled and self.kernel_bytes <= self.constant_kernels_max_bytes
-        self._run_model = tf.function(self._compiled_model_outputs if jit_compile else self._model_outputs,
-                                      jit_compile=jit_compile, reduce_retracing=True)
-        self._run_short = tf.function(self._float32_model_outputs, jit_compile=True, reduce_retracing=True)
+        # Kept out of the module's attributes: tf.saved_model.save would list them as
+        # functions of their own and trace every one again (the signatures reach them anyway).
+        self._inner = types.SimpleNamespace(
+            run_model=tf.function(self._compiled_model_outputs if jit_compile else self._model_outputs,
+                                  jit_compile=jit_compile, reduce_retracing=True),
+            run_short=tf.function(self._float32_model_outputs, jit_compile=True, reduce_retracing=True),
+        )
 
     @property
     def model(self):
@@ -189,7 +194,7 @@ class AlbertServingModule(tf.Module):
         of `xla_short_lengths`, through the XLA short-input path (padded to the first
         length that fits, outputs cut back). Returns what `_model_outputs` returns."""
         if not self.xla_short_lengths:
-            return self._run_model(inputs, head=head)
+            return self._inner.run_model(inputs, head=head)
         shape = tf.shape(inputs["input_word_ids"])
         batch, length = shape[0], shape[1]
         # One branch whose padding is computed, not a branch per length: at 12 tokens a
@@ -201,12 +206,12 @@ class AlbertServingModule(tf.Module):
 
         def short():
             padded = {name: tf.pad(tensor, [[0, 0], [0, target - length]]) for name, tensor in inputs.items()}
-            outputs = self._run_short(padded, head=head)
+            outputs = self._inner.run_short(padded, head=head)
             return {name: value[:, :length] if name in TOKEN_AXIS_OUTPUTS else value
                     for name, value in outputs.items()}
 
         is_short = tf.logical_and(tf.equal(batch, 1), length <= self.xla_short_lengths[-1])
-        return tf.cond(is_short, short, lambda: self._run_model(inputs, head=head))
+        return tf.cond(is_short, short, lambda: self._inner.run_model(inputs, head=head))
 
     def _encoder_outputs(self, inputs):
         outputs = dict(self._run(inputs))
@@ -265,15 +270,21 @@ class AlbertServingModule(tf.Module):
     def mlm(self, input_word_ids, input_mask, input_type_ids, masked_lm_positions):
         """MLM logits float32 [B, P, V] at int32 positions [B, P]."""
         inputs = {"input_word_ids": input_word_ids, "input_mask": input_mask, "input_type_ids": input_type_ids}
-        return self._run_model(inputs, masked_lm_positions, head="mlm")
+        return self._inner.run_model(inputs, masked_lm_positions, head="mlm")
 
     def sop(self, input_word_ids, input_mask, input_type_ids):
         """Sentence-order logits float32 [B, 2] (0 = in order, 1 = swapped)."""
         inputs = {"input_word_ids": input_word_ids, "input_mask": input_mask, "input_type_ids": input_type_ids}
         return self._run(inputs, head="sop")
 
-    def signatures(self):
-        """{signature name: tf.function} for this export kind; tracks what they capture."""
+    def signatures(self, save_options):
+        """{signature name: tf.function} for this export kind; tracks what they capture.
+
+        save_options: the tf.saved_model.SaveOptions the module will be saved with. The
+        functions are traced under them, as tf.saved_model.save traces: a tf.function's
+        cache key holds the save context's variable policy, so a trace made outside it is
+        made again inside, and every signature (the model in it) would be traced twice.
+        """
         ids = [_ids_spec(name) for name in INPUT_NAMES]
         functions = {
             "serving_default": (self.serve_text, [tf.TensorSpec([None], tf.string, name="text"),
@@ -293,5 +304,6 @@ class AlbertServingModule(tf.Module):
             chosen[exported] = tf.function(method, input_signature=spec)
         # The tf.functions themselves are returned (not concrete functions) so that the
         # SignatureDef keeps text_b's default.
-        self.track_captures(function.get_concrete_function() for function in chosen.values())
+        with save_context.save_context(save_options):
+            self.track_captures([function.get_concrete_function() for function in chosen.values()])
         return chosen
