@@ -64,7 +64,7 @@ class FinetuneRun:
         self.best_manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=self.model), self.best_dir,
                                                        max_to_keep=1, checkpoint_name="ckpt")
         o.albert_config.to_json_file(os.path.join(o.output_dir, "albert_config.json"))
-        self._step_fn = None
+        self._step_fn = self._predict_fn = None
 
     # --------------------------------------------------------- subclass API
     def build_model(self):
@@ -191,8 +191,12 @@ class FinetuneRun:
     def predict_batches(self, inputs, batch_size):
         """Runs the model in inference mode over `inputs` (dict of arrays) in batches;
         returns {output name: numpy array concatenated over the batches}."""
+        if self._predict_fn is None:
+            # Compiled once (and once more for a short last batch): run eagerly, every
+            # batch paid Keras's per-layer Python overhead.
+            self._predict_fn = tf.function(lambda batch: self.model(batch, training=False), reduce_retracing=True)
         outputs = {}
         for batch in tf.data.Dataset.from_tensor_slices(inputs).batch(batch_size):
-            for name, value in self.model(batch, training=False).items():
+            for name, value in self._predict_fn(batch).items():
                 outputs.setdefault(name, []).append(value.numpy())
         return {name: np.concatenate(values) for name, values in outputs.items()}
