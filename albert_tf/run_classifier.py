@@ -55,7 +55,7 @@ def main(argv):
     quiet_absl_info()
     from albert_tf.config import AlbertConfig, AlbertConfigError
     from albert_tf.finetune import glue
-    from albert_tf.finetune.classifier import ClassifierOptions, ClassifierRun, FinetuneError
+    from albert_tf.finetune.options import ClassifierOptions, FinetuneError, check_classifier_options
 
     name = FLAGS.task_name.lower()
     if name == "tsv":
@@ -81,6 +81,14 @@ def main(argv):
         warmup_step=FLAGS.warmup_step, save_checkpoints_steps=FLAGS.save_checkpoints_steps, optimizer=FLAGS.optimizer,
         random_seed=FLAGS.random_seed,
     )
+    try:
+        check_classifier_options(options)
+    except FinetuneError as e:
+        log(f"albert-run-classifier: {e}")
+        return 1
+    # TensorFlow (seconds to import) only once the flags and files are known to be usable.
+    from albert_tf.finetune.classifier import ClassifierRun
+
     try:
         run = ClassifierRun(options, log=log)
         log(run.initialize())

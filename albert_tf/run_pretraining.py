@@ -56,9 +56,15 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.do_train and not FLAGS.do_eval:
         raise app.UsageError("nothing to do: set --do_train and/or --do_eval")
-    import tensorflow as tf
-
     from albert_tf.config import AlbertConfig, AlbertConfigError
+
+    try:
+        config = AlbertConfig.from_json_file(FLAGS.albert_config_file)
+    except AlbertConfigError as e:
+        log(f"albert-run-pretraining: --albert_config_file: {e}")
+        return 1
+    # TensorFlow (seconds to import) only once the config is known to be usable.
+    import tensorflow as tf
 
     quiet_absl_info()
     from albert_tf.training.distribute import create_strategy
@@ -67,11 +73,6 @@ def main(argv):
     if FLAGS.cpu_replicas > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * FLAGS.cpu_replicas)
-    try:
-        config = AlbertConfig.from_json_file(FLAGS.albert_config_file)
-    except AlbertConfigError as e:
-        log(f"albert-run-pretraining: --albert_config_file: {e}")
-        return 1
     options = PretrainingOptions(
         input_file=FLAGS.input_file,
         output_dir=FLAGS.output_dir,

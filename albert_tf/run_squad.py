@@ -71,7 +71,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     quiet_absl_info()
     from albert_tf.config import AlbertConfig, AlbertConfigError
-    from albert_tf.finetune.question_answering import FinetuneError, SquadOptions, SquadRun
+    from albert_tf.finetune.options import FinetuneError, SquadOptions, check_squad_options
 
     if not (FLAGS.do_train or FLAGS.do_predict):
         raise app.UsageError("at least one of --do_train, --do_predict")
@@ -96,6 +96,14 @@ def main(argv):
         max_answer_length=FLAGS.max_answer_length, null_score_diff_threshold=FLAGS.null_score_diff_threshold,
         optimizer=FLAGS.optimizer, random_seed=FLAGS.random_seed,
     )
+    try:
+        check_squad_options(options)
+    except FinetuneError as e:
+        log(f"albert-run-squad: {e}")
+        return 1
+    # TensorFlow (seconds to import) only once the flags and files are known to be usable.
+    from albert_tf.finetune.question_answering import SquadRun
+
     try:
         run = SquadRun(options, log=log)
         log(run.initialize())

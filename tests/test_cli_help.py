@@ -50,3 +50,37 @@ def test_every_console_script_is_covered():
     scripts = next(ast.literal_eval(node.value) for node in setup.body
                    if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "CONSOLE_SCRIPTS")
     assert {entry.split("=")[1].split(":")[0] for entry in scripts} == set(TOOLS)
+
+
+# A flag mistake each tool catches before it imports TensorFlow (seconds): (args, message).
+# {tmp} is the test's directory, which holds albert_config.json.
+EARLY_FAILURES = {
+    "albert_tf.export_savedmodel": (["--checkpoint={tmp}", "--export_base={tmp}", "--xla_short_lengths=8,x"],
+                                    "--xla_short_lengths: expected integers"),
+    "albert_tf.run_classifier": (["--task_name=tsv", "--data_dir={tmp}", "--albert_config_file={tmp}/albert_config.json",
+                                  "--output_dir={tmp}/out", "--do_eval", "--labels=0,1", "--max_seq_length=65"],
+                                 "--max_seq_length=65 exceeds max_position_embeddings=64"),
+    "albert_tf.run_pretraining": (["--input_file={tmp}/*.tfrecord", "--output_dir={tmp}/out", "--do_train",
+                                   "--albert_config_file={tmp}/missing.json"], "--albert_config_file"),
+    "albert_tf.run_squad": (["--albert_config_file={tmp}/albert_config.json", "--output_dir={tmp}/out",
+                             "--do_predict"], "--do_predict needs --predict_file"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(EARLY_FAILURES))
+def test_flag_mistakes_fail_before_tensorflow_is_imported(module, tmp_path):
+    from albert_tf.config import AlbertConfig
+
+    AlbertConfig(vocab_size=100, hidden_size=32, num_attention_heads=4, intermediate_size=64,
+                 max_position_embeddings=64).to_json_file(str(tmp_path / "albert_config.json"))
+    args, message = EARLY_FAILURES[module]
+    script = ("import runpy, sys\n"
+              f"sys.argv = [{module!r}] + sys.argv[1:]\n"
+              "try:\n"
+              f"    runpy.run_module({module!r}, run_name='__main__')\n"
+              "except SystemExit as e:\n"
+              "    print('exit', e.code, 'tensorflow imported', 'tensorflow' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script, *(a.format(tmp=tmp_path) for a in args)],
+                          capture_output=True, text=True, timeout=120)
+    assert message in done.stderr, done.stderr[-2000:]
+    assert done.stdout.strip() == "exit 1 tensorflow imported False", done.stdout

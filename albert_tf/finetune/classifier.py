@@ -7,7 +7,6 @@ checkpoint with the best dev metric in `<output_dir>/best/`, writes `eval_result
 and writes the GLUE submission file for the test split.
 """
 
-import dataclasses
 import os
 
 import numpy as np
@@ -15,7 +14,8 @@ import tensorflow as tf
 
 from albert_tf.finetune import glue
 from albert_tf.finetune.metrics import task_metrics
-from albert_tf.finetune.runner import FinetuneError, FinetuneRun
+from albert_tf.finetune.options import CLASSIFIER_POSITIVE_FLAGS, ClassifierOptions, FinetuneError
+from albert_tf.finetune.runner import FinetuneRun
 from albert_tf.io_utils import write_text_atomically
 from albert_tf.models import AlbertBackbone, AlbertClassifier
 from albert_tf.models.backbone import INPUT_NAMES
@@ -24,31 +24,6 @@ from albert_tf.text import pack_pair
 __all__ = ["ClassifierOptions", "ClassifierRun", "FinetuneError", "encode_examples"]
 
 
-@dataclasses.dataclass
-class ClassifierOptions:
-    """What albert-run-classifier's flags set (names as the original run_classifier)."""
-
-    task: glue.TaskSpec
-    data_dir: str
-    albert_config: object
-    output_dir: str
-    spm_model_file: str = None
-    vocab_file: str = None
-    do_lower_case: bool = True
-    init_checkpoint: str = None
-    do_train: bool = False
-    do_eval: bool = False
-    do_predict: bool = False
-    max_seq_length: int = 512
-    train_batch_size: int = 32
-    eval_batch_size: int = 8
-    learning_rate: float = 5e-5
-    train_step: int = 1000
-    warmup_step: int = 0
-    save_checkpoints_steps: int = 1000
-    optimizer: str = "adamw"
-    random_seed: int = 12345
-    log_steps: int = 50
 
 
 def encode_examples(examples, tokenizer, task, max_seq_length):
@@ -74,7 +49,7 @@ def encode_examples(examples, tokenizer, task, max_seq_length):
 class ClassifierRun(FinetuneRun):
     """One fine-tuning job. Methods: initialize(), train(), evaluate(), predict()."""
 
-    positive_flags = ("train_batch_size", "eval_batch_size", "train_step", "save_checkpoints_steps")
+    positive_flags = CLASSIFIER_POSITIVE_FLAGS
     export_kind = "classifier"
 
     def build_model(self):

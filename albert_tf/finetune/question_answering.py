@@ -12,69 +12,32 @@ question is answered "" when the null score beats the best span by more than
 XLNet-style beam head with an answer classifier is not built.
 """
 
-import dataclasses
 import json
 import os
 
 import tensorflow as tf
 
 from albert_tf.finetune import squad
-from albert_tf.finetune.runner import FinetuneError, FinetuneRun
+from albert_tf.finetune.options import SQUAD_POSITIVE_FLAGS, FinetuneError, SquadOptions, check_squad_flags
+from albert_tf.finetune.runner import FinetuneRun
 from albert_tf.finetune.squad_eval import evaluate
 from albert_tf.io_utils import write_text_atomically
 from albert_tf.models import AlbertBackbone, AlbertSpanExtractor
 
+__all__ = ["FinetuneError", "SquadOptions", "SquadRun"]
 
-@dataclasses.dataclass
-class SquadOptions:
-    """What albert-run-squad's flags set (names as the original run_squad_v1/v2)."""
 
-    albert_config: object
-    output_dir: str
-    train_file: str = None
-    predict_file: str = None
-    version_2_with_negative: bool = False
-    spm_model_file: str = None
-    vocab_file: str = None
-    do_lower_case: bool = True
-    init_checkpoint: str = None
-    do_train: bool = False
-    do_predict: bool = False
-    max_seq_length: int = 384
-    doc_stride: int = 128
-    max_query_length: int = 64
-    train_batch_size: int = 32
-    predict_batch_size: int = 8
-    learning_rate: float = 5e-5
-    num_train_epochs: float = 3.0
-    warmup_proportion: float = 0.1
-    train_step: int = None
-    warmup_step: int = None
-    save_checkpoints_steps: int = 1000
-    n_best_size: int = 20
-    max_answer_length: int = 30
-    null_score_diff_threshold: float = 0.0
-    optimizer: str = "adamw"
-    random_seed: int = 12345
-    log_steps: int = 50
 
 
 class SquadRun(FinetuneRun):
     """One SQuAD job. Methods: initialize(), train(), predict()."""
 
-    positive_flags = ("train_batch_size", "predict_batch_size", "train_step", "save_checkpoints_steps",
-                      "doc_stride", "max_query_length", "n_best_size", "max_answer_length")
+    positive_flags = SQUAD_POSITIVE_FLAGS
     export_kind = "squad"
 
     def __init__(self, options, log=print):
         o = self.options = options
-        if o.do_train and not o.train_file:
-            raise FinetuneError("--do_train needs --train_file")
-        if o.do_predict and not o.predict_file:
-            raise FinetuneError("--do_predict needs --predict_file")
-        if o.max_seq_length <= o.max_query_length + 3:
-            raise FinetuneError(f"--max_seq_length={o.max_seq_length} must be greater than --max_query_length="
-                                f"{o.max_query_length} + 3")
+        check_squad_flags(o)
         self._train_examples = self._read(o.train_file, "--train_file", True) if o.do_train else None
         if o.train_step is None:
             questions = len(self._train_examples) if self._train_examples else 0

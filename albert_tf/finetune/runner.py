@@ -16,13 +16,11 @@ import numpy as np
 import tensorflow as tf
 
 from albert_tf.checkpoints import CheckpointError, restore_weights
+from albert_tf.finetune.options import FinetuneError, check_common
 from albert_tf.io_utils import write_text_atomically
-from albert_tf.text import load_tokenizer
 from albert_tf.training.optimizers import create_optimizer
 
 
-class FinetuneError(ValueError):
-    """Bad flags or data for fine-tuning; the message names the flag or file."""
 
 
 class FinetuneRun:
@@ -40,19 +38,7 @@ class FinetuneRun:
     def __init__(self, options, log=print):
         self.options, self.log = options, log
         o = options
-        if o.max_seq_length > o.albert_config.max_position_embeddings:
-            raise FinetuneError(f"--max_seq_length={o.max_seq_length} exceeds max_position_embeddings="
-                                f"{o.albert_config.max_position_embeddings} of --albert_config_file")
-        for flag in self.positive_flags:
-            if getattr(o, flag) < 1:
-                raise FinetuneError(f"--{flag} must be >= 1")
-        try:
-            self.tokenizer = load_tokenizer(o.spm_model_file, o.vocab_file, o.do_lower_case)
-        except ValueError as e:
-            raise FinetuneError(str(e)) from None
-        if self.tokenizer.vocab_size > o.albert_config.vocab_size:
-            raise FinetuneError(f"the tokenizer has {self.tokenizer.vocab_size} tokens but --albert_config_file has "
-                                f"vocab_size={o.albert_config.vocab_size}")
+        self.tokenizer = check_common(o, self.positive_flags)
         keras.utils.set_random_seed(o.random_seed)
         self.model = self.build_model()
         self.optimizer, self.schedule = create_optimizer(o.optimizer, o.learning_rate, o.train_step, o.warmup_step)
