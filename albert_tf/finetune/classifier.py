@@ -24,8 +24,6 @@ from albert_tf.text import pack_pair
 __all__ = ["ClassifierOptions", "ClassifierRun", "FinetuneError", "encode_examples"]
 
 
-
-
 def encode_examples(examples, tokenizer, task, max_seq_length):
     """Tokenizes and packs examples: (inputs {name: int32 [N, max_seq_length]}, labels).
 

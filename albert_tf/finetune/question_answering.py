@@ -27,8 +27,6 @@ from albert_tf.models import AlbertBackbone, AlbertSpanExtractor
 __all__ = ["FinetuneError", "SquadOptions", "SquadRun"]
 
 
-
-
 class SquadRun(FinetuneRun):
     """One SQuAD job. Methods: initialize(), train(), predict()."""
 

@@ -21,8 +21,6 @@ from albert_tf.io_utils import write_text_atomically
 from albert_tf.training.optimizers import create_optimizer
 
 
-
-
 class FinetuneRun:
     """Base of one fine-tuning job.
 
