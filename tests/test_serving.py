@@ -619,12 +619,50 @@ def test_python_client(server, models):
         assert info.value.code == Code.NOT_FOUND and "Latest(nope)" in info.value.details
 
 
+def test_client_backoff_doubles_up_to_its_cap_and_other_errors_are_not_retried(monkeypatch):
+    import albert_tf.serving.client as client_module
+
+    class Unavailable(grpc.RpcError):
+        def __init__(self, code=Code.UNAVAILABLE):
+            self._code = code
+
+        def code(self):
+            return self._code
+
+        def details(self):
+            return "connection refused"
+
+    waits, attempts = [], []
+    monkeypatch.setattr(client_module.time, "sleep", waits.append)
+
+    def failing(request, timeout):
+        attempts.append(timeout)
+        raise Unavailable()
+
+    client = AlbertClient("127.0.0.1:1", retries=6, backoff=0.5, max_backoff=2.0, timeout=7)
+    with pytest.raises(ServingClientError) as info:
+        client._call("Predict", failing, None)
+    assert info.value.code == Code.UNAVAILABLE and attempts == [7] * 7
+    assert waits == [0.5, 1.0, 2.0, 2.0, 2.0, 2.0]
+    waits.clear()
+
+    def not_found(request, timeout):
+        raise Unavailable(Code.NOT_FOUND)
+
+    with pytest.raises(ServingClientError):
+        client._call("Predict", not_found, None)
+    assert waits == []
+    with pytest.raises(ValueError, match="need 0 < backoff <= max_backoff"):
+        AlbertClient("127.0.0.1:1", backoff=3.0, max_backoff=2.0)
+    client.close()
+
+
 def test_client_retries_until_the_server_is_up(models, tmp_path):
     """UNAVAILABLE (nothing listening yet) is retried with backoff until the server binds."""
     process = ServerProcess("embedded", [f"--model_base_path={models['base'] / 'albert'}", "--model_name=albert"],
                             expect_ready=False)
     try:
-        with AlbertClient(process.address, "albert", retries=12, backoff=0.5, timeout=30) as client:
+        with AlbertClient(process.address, "albert", retries=60, backoff=0.5, max_backoff=1.0, timeout=30) as client:
             assert client.predict(["hello"], output_filter=["pooled_output"])["pooled_output"].shape == (1, 32)
     finally:
         process.stop()

@@ -73,18 +73,26 @@ class AlbertClient:
       model_name: the model to call; `version` or `version_label` pin a version.
       timeout: deadline of each call in seconds.
       retries: extra attempts when the server answers UNAVAILABLE (e.g. while starting).
-      backoff: first wait between attempts in seconds; doubles each time.
+      backoff: first wait between attempts in seconds; doubles each time, up to
+        `max_backoff`. The channel's own reconnection backoff follows the same bounds, so
+        a client waiting for a starting server connects within `max_backoff` of it binding.
       tls: None for plaintext, or a TlsCredentials to connect over TLS (a server started
         with --ssl_config_file).
     """
 
     def __init__(self, address="localhost:8500", model_name="albert", version=None, version_label=None,
-                 timeout=30.0, retries=3, backoff=0.2, tls=None):
+                 timeout=30.0, retries=3, backoff=0.2, max_backoff=5.0, tls=None):
+        if not 0 < backoff <= max_backoff:
+            raise ValueError(f"backoff={backoff} and max_backoff={max_backoff}: need 0 < backoff <= max_backoff")
         self.address, self.model_name = address, model_name
         self.version, self.version_label = version, version_label
-        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.timeout, self.retries, self.backoff, self.max_backoff = timeout, retries, backoff, max_backoff
         # TF Serving replies can exceed gRPC's 4 MiB default (sequence outputs of large batches).
-        options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+        options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1),
+                   # gRPC's defaults (1 s, growing 1.6× to 120 s) would leave a retry arriving
+                   # while the channel still waits to reconnect, failing UNAVAILABLE again.
+                   ("grpc.initial_reconnect_backoff_ms", int(backoff * 1000)),
+                   ("grpc.max_reconnect_backoff_ms", int(max_backoff * 1000))]
         if tls is None:
             self._channel = grpc.insecure_channel(address, options=options)
         else:
@@ -121,7 +129,7 @@ class AlbertClient:
             except grpc.RpcError as e:
                 if e.code() == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
                     time.sleep(wait)
-                    wait *= 2
+                    wait = min(2 * wait, self.max_backoff)
                     continue
                 raise ServingClientError(e.code(), e.details(), name) from None
 
