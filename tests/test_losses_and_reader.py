@@ -51,7 +51,7 @@ def test_reader_feeds_the_pretrainer(tmp_path, spm_model_file):
 @pytest.mark.slow
 def test_pipeline_main_job_runs_end_to_end(tmp_path):
     result = subprocess.run([sys.executable, "-m", "albert_tf.run_pipeline", f"--output_dir={tmp_path}",
-                             "--num_documents=400", "--vocab_size=500", "--train_steps=60", "--latency_requests=5"], capture_output=True,
+                             "--num_documents=400", "--vocab_size=500", "--train_steps=20", "--latency_requests=5"], capture_output=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     stdout = result.stdout.decode()
@@ -59,6 +59,6 @@ def test_pipeline_main_job_runs_end_to_end(tmp_path):
     assert "raw text → pooled_output (2, 64)" in stdout and "mlm over gRPC: " in stdout
     assert "single-text requests over gRPC: median" in stdout and "server stopped cleanly" in stdout
     for name in ("corpus.txt", "spm.model", "spm.vocab", "albert_config.json", "data/train-0.tfrecord",
-                 "pretrain/ckpt-60.index", "pretrain/eval_results.txt", "pretrain/albert_config.json",
+                 "pretrain/ckpt-20.index", "pretrain/eval_results.txt", "pretrain/albert_config.json",
                  "export/albert/1/saved_model.pb", "export/albert/1/assets.extra/tf_serving_warmup_requests"):
         assert (tmp_path / name).exists(), name
