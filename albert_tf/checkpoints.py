@@ -16,6 +16,7 @@ import os
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
+from albert_tf.io_utils import missing_local_checkpoint, unreadable_checkpoint_message
 from albert_tf.models import AlbertBackbone, AlbertClassifier, AlbertPretrainer, AlbertSpanExtractor
 
 MODEL_KINDS = ("backbone", "pretrainer", "classifier", "squad")
@@ -32,6 +33,8 @@ def resolve_checkpoint(path, flag="--checkpoint"):
     """
     if not path:
         raise CheckpointError(f"{flag} is required")
+    if missing := missing_local_checkpoint(path, flag):
+        raise CheckpointError(missing)
     prefix = path
     if os.path.isdir(path):
         prefix = tf.train.latest_checkpoint(path)
@@ -40,8 +43,7 @@ def resolve_checkpoint(path, flag="--checkpoint"):
     try:
         tf.train.load_checkpoint(prefix)
     except (tf.errors.OpError, ValueError):
-        raise CheckpointError(f"{flag} {path}: not a readable checkpoint (expected a prefix such as "
-                              "out/ckpt-100 or a directory holding checkpoints)") from None
+        raise CheckpointError(unreadable_checkpoint_message(path, flag)) from None
     return prefix
 
 

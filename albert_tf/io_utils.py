@@ -17,3 +17,18 @@ def write_text_atomically(path, text):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def unreadable_checkpoint_message(path, flag):
+    """The error (str) for a checkpoint path that cannot be read, naming `flag`."""
+    return (f"{flag} {path}: not a readable checkpoint (expected a prefix such as out/ckpt-100 or a directory "
+            "holding checkpoints)")
+
+
+def missing_local_checkpoint(path, flag):
+    """unreadable_checkpoint_message for a local `path` that is neither a directory nor a
+    `<prefix>.index` file; None when it may be a checkpoint or is remote (gs://...). Needs
+    no TensorFlow, so the CLIs can check before importing it."""
+    if "://" in path or os.path.isdir(path) or os.path.isfile(path + ".index"):
+        return None
+    return unreadable_checkpoint_message(path, flag)

@@ -61,7 +61,7 @@ EARLY_FAILURES = {
                                   "--output_dir={tmp}/out", "--do_eval", "--labels=0,1", "--max_seq_length=65"],
                                  "--max_seq_length=65 exceeds max_position_embeddings=64"),
     "albert_tf.run_pretraining": (["--input_file={tmp}/*.tfrecord", "--output_dir={tmp}/out", "--do_train",
-                                   "--albert_config_file={tmp}/missing.json"], "--albert_config_file"),
+                                   "--albert_config_file={tmp}/missing.json"], "--albert_config_file: albert config"),
     "albert_tf.run_squad": (["--albert_config_file={tmp}/albert_config.json", "--output_dir={tmp}/out",
                              "--do_predict"], "--do_predict needs --predict_file"),
 }

@@ -9,6 +9,7 @@ import dataclasses
 import os
 
 from albert_tf.finetune import glue
+from albert_tf.io_utils import missing_local_checkpoint
 from albert_tf.text import load_tokenizer
 
 
@@ -120,11 +121,10 @@ def check_init_checkpoint(options):
     `<prefix>.index`) fails here, unless output_dir holds checkpoints to resume from
     (which win over it). Remote paths (gs://...) are left to the restore."""
     path = options.init_checkpoint
-    if not path or "://" in path or os.path.isfile(os.path.join(options.output_dir, "checkpoint")):
+    if not path or os.path.isfile(os.path.join(options.output_dir, "checkpoint")):
         return
-    if not os.path.isdir(path) and not os.path.isfile(path + ".index"):
-        raise FinetuneError(f"--init_checkpoint {path}: not a readable checkpoint (expected a prefix such as "
-                            "out/ckpt-100 or a directory holding checkpoints)")
+    if missing := missing_local_checkpoint(path, "--init_checkpoint"):
+        raise FinetuneError(missing)
 
 
 def check_classifier_options(options):
