@@ -123,3 +123,30 @@ def pki():
     from tests.certificates import make_pki
 
     return make_pki()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, spm_model_file):
+    """The serving tests' exports under one base, built once per test module: albert
+    (pretrainer, version 1), cls (classifier, 3 labels), reg (regression). A dict: root,
+    base, config, tokenizer, and the Keras model of each name."""
+    from albert_tf.checkpoints import build_model
+    from albert_tf.export.exporter import ExportOptions, export_saved_model
+    from albert_tf.text import SentencePieceTokenizer
+    from tests.serving_helpers import MAX_SEQ
+    from tests.test_export import randomize, save_checkpoint, small_config
+
+    root = tmp_path_factory.mktemp("serving")
+    tokenizer = SentencePieceTokenizer(spm_model_file)
+    config = small_config(tokenizer.vocab_size)
+    made = {"root": root, "base": root / "models", "config": config, "tokenizer": tokenizer}
+    for seed, (name, kind, labels) in enumerate((("albert", "pretrainer", None), ("cls", "classifier", 3),
+                                                 ("reg", "classifier", 1))):
+        model = build_model(config, kind, num_labels=labels)
+        randomize(model, seed)
+        save_checkpoint(model, root / "ckpt" / name)
+        export_saved_model(ExportOptions(checkpoint=str(root / "ckpt" / name), albert_config=config,
+                                         export_base=str(made["base"]), model_name=name, model=kind,
+                                         spm_model_file=spm_model_file, max_seq_length=MAX_SEQ), log=lambda _: None)
+        made[name] = model
+    return made

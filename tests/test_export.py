@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 
+import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -22,7 +23,11 @@ from albert_tf.export.exporter import (
     export_saved_model,
     graph_op_types,
 )
+from albert_tf.serving.client import AlbertClient
 from albert_tf.serving.manager import ModelManager, single_model_config
+from albert_tf.serving.process import ModelServerProcess
+from albert_tf.serving.servables import LoadedVersion
+from albert_tf.serving.tensors import ServingError
 from albert_tf.text import SentencePieceTokenizer, WordPieceTokenizer, pack_pair
 from albert_tf.text.layers import AlbertPacker
 from tests.conftest import HARD_CASES, random_inputs
@@ -322,13 +327,19 @@ def xla_compiled_functions(path):
             if f.attr["_XlaMustCompile"].b]
 
 
-@pytest.mark.slow
-def test_xla_short_input_path_is_float32_and_exact_while_the_rest_runs_bfloat16(spm_setup):
-    root, config, model = spm_setup["root"], spm_setup["config"], spm_setup["model"]
-    path = export_saved_model(ExportOptions(checkpoint=str(root / "ckpt"), albert_config=config,
-                                            export_base=str(root / "export_short"), model="pretrainer",
+@pytest.fixture(scope="module")
+def xla_short_export(spm_setup):
+    """spm_setup's pretrainer exported in bfloat16 with float32 XLA copies for 4 and 8
+    tokens (`--xla_short_lengths=4,8`); the version's path."""
+    return export_saved_model(ExportOptions(checkpoint=str(spm_setup["root"] / "ckpt"), albert_config=spm_setup["config"],
+                                            export_base=str(spm_setup["root"] / "export_short"), model="pretrainer",
                                             spm_model_file=spm_setup["spm_model_file"], max_seq_length=48,
                                             precision="bfloat16", xla_short_lengths=(4, 8)), log=lambda _: None)
+
+
+@pytest.mark.slow
+def test_xla_short_input_path_is_float32_and_exact_while_the_rest_runs_bfloat16(spm_setup, xla_short_export):
+    root, config, model, path = spm_setup["root"], spm_setup["config"], spm_setup["model"], xla_short_export
     assert xla_compiled_functions(path)
     manifest = json.load(open(os.path.join(path, "assets.extra", "albert_export.json")))
     assert manifest["xla_short_lengths"] == [4, 8] and manifest["precision"] == "bfloat16"
@@ -378,6 +389,29 @@ def test_xla_short_input_path_is_float32_and_exact_while_the_rest_runs_bfloat16(
                          ({"xla_short_lengths": (64,)}, r"in \[1, --max_seq_length=48\]")):
         with pytest.raises(ExportError, match=message):
             export_saved_model(ExportOptions(**dict(common, **bad)), log=lambda _: None)
+
+
+@pytest.mark.slow
+def test_xla_exports_serve_only_with_xla_cpu_compilation_enabled(spm_setup, xla_short_export):
+    """As tensorflow_model_server: a version with XLA functions does not load unless
+    --xla_cpu_compilation_enabled (albert-serve says why; a failed load's exit code is
+    test_serving's test_failed_loads_fail_the_start), and with it a short raw-text request
+    takes the float32 XLA path through albert-serve and answers like the Keras model."""
+    with pytest.raises(ServingError, match=r"XLA-compiled function\(s\).*start the server with "
+                                           r"--xla_cpu_compilation_enabled=true") as refused:
+        LoadedVersion("albert", 1, xla_short_export, allow_xla=False)
+    assert refused.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    text = ["Hello world."]
+    inputs = keras_text_inputs(spm_setup["tokenizer"], text, [None], 48)
+    assert inputs["input_word_ids"].shape[1] <= 8  # the short path's length
+    # Without warmup: it would XLA-compile every signature at both short lengths; one request needs one.
+    with ModelServerProcess("embedded", [f"--model_base_path={os.path.dirname(xla_short_export)}",
+                                         "--model_name=albert", "--xla_cpu_compilation_enabled=true",
+                                         "--enable_model_warmup=false"]) as process:
+        with AlbertClient(process.address, "albert", retries=0) as client:
+            pooled = client.predict(text, output_filter=["pooled_output"])["pooled_output"]
+    expected = spm_setup["model"].backbone.predict_on_batch(inputs)["pooled_output"]
+    np.testing.assert_allclose(pooled, expected, atol=1e-5, rtol=0)
 
 
 @pytest.mark.slow
