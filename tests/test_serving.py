@@ -3,6 +3,7 @@
 Every protocol test talks to a server process through `tensorflow_serving.apis` stubs.
 The `server` fixture runs each test against the embedded server and against the real
 `tensorflow_model_server` when one is installed. Tests of a single backend say so.
+Model lifecycle, batching and deadline tests (embedded only) are in test_serving_lifecycle.py.
 """
 
 import concurrent.futures
