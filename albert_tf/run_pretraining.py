@@ -63,16 +63,9 @@ def main(argv):
     except AlbertConfigError as e:
         log(f"albert-run-pretraining: --albert_config_file: {e}")
         return 1
-    # TensorFlow (seconds to import) only once the config is known to be usable.
-    import tensorflow as tf
+    from albert_tf.training.options import (PretrainingError, PretrainingOptions, check_pretraining_options,
+                                            input_files)
 
-    quiet_absl_info()
-    from albert_tf.training.distribute import create_strategy
-    from albert_tf.training.pretraining import PretrainingError, PretrainingOptions, PretrainingRun
-
-    if FLAGS.cpu_replicas > 1:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * FLAGS.cpu_replicas)
     options = PretrainingOptions(
         input_file=FLAGS.input_file,
         output_dir=FLAGS.output_dir,
@@ -100,6 +93,25 @@ def main(argv):
         log_steps=FLAGS.log_steps,
         eval_input_file=FLAGS.eval_input_file,
     )
+    # TensorFlow (seconds to import) only once the flags, the config, the input patterns
+    # and the output directory are known to be usable; the records are read after it.
+    try:
+        check_pretraining_options(options)
+        for flag, pattern in (("--input_file", options.input_file), ("--eval_input_file", options.eval_input_file)):
+            if pattern:
+                input_files(pattern, flag)
+    except PretrainingError as e:
+        log(f"albert-run-pretraining: {e}")
+        return 1
+    import tensorflow as tf
+
+    quiet_absl_info()
+    from albert_tf.training.distribute import create_strategy
+    from albert_tf.training.pretraining import PretrainingRun
+
+    if FLAGS.cpu_replicas > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * FLAGS.cpu_replicas)
     try:
         strategy = create_strategy(FLAGS.distribution_strategy, FLAGS.tpu_name)
         run = PretrainingRun(options, strategy, log=log)

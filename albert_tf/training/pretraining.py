@@ -7,7 +7,6 @@ learning rate. It trains with logs, TensorBoard summaries and periodic checkpoin
 and it evaluates into `eval_results.txt` / `.json` like the original.
 """
 
-import dataclasses
 import json
 import os
 import shutil
@@ -24,53 +23,25 @@ from albert_tf.checkpoints import (
     resolve_checkpoint,
     restore_weights,
 )
-from albert_tf.config import AlbertConfig
 from albert_tf.data.dataset import pretraining_dataset
 from albert_tf.data.schema import PRETRAINING_FEATURES, feature_lengths
 from albert_tf.io_utils import write_text_atomically
 from albert_tf.models import AlbertBackbone, AlbertPretrainer
 from albert_tf.models.pretrainer import PRETRAINER_INPUT_NAMES
-from albert_tf.text.spm_training import expand_input_patterns
 from albert_tf.training.distribute import is_chief
 from albert_tf.training.losses import masked_lm_loss, sentence_order_loss
 from albert_tf.training.optimizers import create_optimizer
+from albert_tf.training.options import (
+    PRECISIONS,
+    PretrainingError,
+    PretrainingOptions,
+    check_pretraining_options,
+    input_files,
+)
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-
-
-class PretrainingError(ValueError):
-    """Bad input for a pretraining run; the message names the flag, file or feature."""
-
-
-@dataclasses.dataclass
-class PretrainingOptions:
-    """The flags of albert-run-pretraining (original names and defaults)."""
-
-    input_file: str
-    output_dir: str
-    albert_config: AlbertConfig
-    init_checkpoint: str = None
-    init_from_group0: bool = False
-    max_seq_length: int = 512
-    max_predictions_per_seq: int = 20
-    train_batch_size: int = 4096
-    eval_batch_size: int = 64
-    learning_rate: float = 0.00176
-    num_train_steps: int = 125000
-    num_warmup_steps: int = 3125
-    start_warmup_step: int = 0
-    poly_power: float = 1.0
-    optimizer: str = "lamb"
-    save_checkpoints_steps: int = 5000
-    keep_checkpoint_max: int = 5
-    do_train: bool = True
-    do_eval: bool = False
-    max_eval_steps: int = 100
-    random_seed: int = 12345
-    mixed_precision: str = "float32"
-    jit_compile: bool = False
-    log_steps: int = 100
-    eval_input_file: str = None  # default: input_file, as the original evaluates
+# The options and their error live in training/options.py (no TensorFlow); importing
+# them from here keeps working.
+__all__ = ["PRECISIONS", "PretrainingError", "PretrainingOptions", "PretrainingRun", "check_input_files"]
 
 
 def check_input_files(input_file, max_seq_length, max_predictions_per_seq):
@@ -79,10 +50,7 @@ def check_input_files(input_file, max_seq_length, max_predictions_per_seq):
     Returns the list of files. Raises PretrainingError naming the file, the feature
     and both lengths on a mismatch.
     """
-    try:
-        files = expand_input_patterns([input_file], flag="--input_file")
-    except ValueError as e:
-        raise PretrainingError(str(e)) from None
+    files = input_files(input_file, "--input_file")
     expected = feature_lengths(max_seq_length, max_predictions_per_seq)
     flag_of = {"seq": "--max_seq_length", "pred": "--max_predictions_per_seq"}
     for path in files:
@@ -150,29 +118,12 @@ class PretrainingRun:
     # ----------------------------------------------------------------- checks
     def _validate(self):
         o = self.options
-        if o.optimizer not in ("lamb", "adamw"):
-            raise PretrainingError(f"--optimizer: {o.optimizer!r} is not lamb or adamw")
-        if o.mixed_precision not in PRECISIONS:
-            raise PretrainingError(f"--mixed_precision: {o.mixed_precision!r} is not one of {PRECISIONS}")
-        if o.max_seq_length > o.albert_config.max_position_embeddings:
-            raise PretrainingError(
-                f"--max_seq_length={o.max_seq_length} exceeds max_position_embeddings="
-                f"{o.albert_config.max_position_embeddings} of --albert_config_file"
-            )
-        for flag in ("train_batch_size", "eval_batch_size", "num_train_steps", "log_steps", "save_checkpoints_steps"):
-            if getattr(o, flag) < 1:
-                raise PretrainingError(f"--{flag} must be >= 1")
+        check_pretraining_options(o)
         if o.train_batch_size % self.strategy.num_replicas_in_sync:
             raise PretrainingError(
                 f"--train_batch_size={o.train_batch_size} is not divisible by the "
                 f"{self.strategy.num_replicas_in_sync} replicas"
             )
-        try:
-            os.makedirs(o.output_dir, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=o.output_dir):
-                pass
-        except OSError as e:
-            raise PretrainingError(f"--output_dir {o.output_dir}: not writable ({e.strerror})") from None
 
     # ----------------------------------------------------------------- state
     @property
