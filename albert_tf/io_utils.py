@@ -32,3 +32,11 @@ def missing_local_checkpoint(path, flag):
     if "://" in path or os.path.isdir(path) or os.path.isfile(path + ".index"):
         return None
     return unreadable_checkpoint_message(path, flag)
+
+
+def missing_init_checkpoint(path, output_dir, flag="--init_checkpoint"):
+    """missing_local_checkpoint for a job's --init_checkpoint, or None when there is no
+    such flag or `output_dir` already holds checkpoints (resuming wins over it)."""
+    if not path or os.path.isfile(os.path.join(output_dir, "checkpoint")):
+        return None
+    return missing_local_checkpoint(path, flag)

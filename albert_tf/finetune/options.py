@@ -9,7 +9,7 @@ import dataclasses
 import os
 
 from albert_tf.finetune import glue
-from albert_tf.io_utils import missing_local_checkpoint
+from albert_tf.io_utils import missing_init_checkpoint
 from albert_tf.text import load_tokenizer
 
 
@@ -120,10 +120,7 @@ def check_init_checkpoint(options):
     """A local --init_checkpoint that cannot be a checkpoint (no such directory, no
     `<prefix>.index`) fails here, unless output_dir holds checkpoints to resume from
     (which win over it). Remote paths (gs://...) are left to the restore."""
-    path = options.init_checkpoint
-    if not path or os.path.isfile(os.path.join(options.output_dir, "checkpoint")):
-        return
-    if missing := missing_local_checkpoint(path, "--init_checkpoint"):
+    if missing := missing_init_checkpoint(options.init_checkpoint, options.output_dir):
         raise FinetuneError(missing)
 
 

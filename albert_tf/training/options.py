@@ -10,7 +10,7 @@ import dataclasses
 import os
 import tempfile
 
-from albert_tf.io_utils import missing_local_checkpoint
+from albert_tf.io_utils import missing_init_checkpoint
 from albert_tf.text.spm_training import expand_input_patterns
 
 POSITIVE_FLAGS = ("train_batch_size", "eval_batch_size", "num_train_steps", "log_steps", "save_checkpoints_steps")
@@ -83,9 +83,8 @@ def check_pretraining_options(options):
     for flag in POSITIVE_FLAGS:
         if getattr(o, flag) < 1:
             raise PretrainingError(f"--{flag} must be >= 1")
-    if o.init_checkpoint and not os.path.isfile(os.path.join(o.output_dir, "checkpoint")):
-        if missing := missing_local_checkpoint(o.init_checkpoint, "--init_checkpoint"):
-            raise PretrainingError(missing)
+    if missing := missing_init_checkpoint(o.init_checkpoint, o.output_dir):
+        raise PretrainingError(missing)
     try:
         os.makedirs(o.output_dir, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=o.output_dir):
