@@ -52,30 +52,30 @@ def test_every_console_script_is_covered():
     assert {entry.split("=")[1].split(":")[0] for entry in scripts} == set(TOOLS)
 
 
-# A flag mistake each tool catches before it imports TensorFlow (seconds): (args, message).
-# {tmp} is the test's directory, which holds albert_config.json.
-PRETRAINING = ["--input_file={tmp}/*.tfrecord", "--output_dir={tmp}/out", "--do_train", "--max_seq_length=32"]
-EARLY_FAILURES = [  # (module, flags, message); {tmp} holds albert_config.json and one.tfrecord
+# Flag mistakes each tool catches before it imports TensorFlow (seconds): (module, flags,
+# message). {tmp} is the test's directory: it holds albert_config.json and an empty
+# one.tfrecord that the pretraining input glob matches.
+def pretraining(input_file="{tmp}/*.tfrecord", output_dir="{tmp}/out", config="albert_config.json"):
+    return [f"--input_file={input_file}", f"--output_dir={output_dir}", "--do_train", "--max_seq_length=32",
+            f"--albert_config_file={{tmp}}/{config}"]
+
+
+EARLY_FAILURES = [
     ("albert_tf.export_savedmodel", ["--checkpoint={tmp}", "--export_base={tmp}", "--xla_short_lengths=8,x"],
      "--xla_short_lengths: expected integers"),
     ("albert_tf.run_classifier", ["--task_name=tsv", "--data_dir={tmp}", "--albert_config_file={tmp}/albert_config.json",
                                   "--output_dir={tmp}/out", "--do_eval", "--labels=0,1", "--max_seq_length=65"],
      "--max_seq_length=65 exceeds max_position_embeddings=64"),
-    ("albert_tf.run_pretraining", PRETRAINING + ["--albert_config_file={tmp}/missing.json"],
-     "--albert_config_file: albert config"),
-    ("albert_tf.run_pretraining", ["--input_file={tmp}/none-*.tfrecord", "--output_dir={tmp}/out", "--do_train",
-                                   "--max_seq_length=32", "--albert_config_file={tmp}/albert_config.json"],
+    ("albert_tf.run_pretraining", pretraining(config="missing.json"), "--albert_config_file: albert config"),
+    ("albert_tf.run_pretraining", pretraining(input_file="{tmp}/none-*.tfrecord"),
      "--input_file: no file matches '{tmp}/none-*.tfrecord'"),
-    ("albert_tf.run_pretraining", PRETRAINING + ["--albert_config_file={tmp}/albert_config.json", "--do_eval",
-                                                 "--eval_input_file={tmp}/held-out-*.tfrecord"],
+    ("albert_tf.run_pretraining", pretraining() + ["--do_eval", "--eval_input_file={tmp}/held-out-*.tfrecord"],
      "--eval_input_file: no file matches"),
-    ("albert_tf.run_pretraining", ["--input_file={tmp}/*.tfrecord", "--output_dir={tmp}/one.tfrecord/out",
-                                   "--do_train", "--max_seq_length=32", "--albert_config_file={tmp}/albert_config.json"],
+    ("albert_tf.run_pretraining", pretraining(output_dir="{tmp}/one.tfrecord/out"),
      "--output_dir {tmp}/one.tfrecord/out: not writable"),
-    ("albert_tf.run_pretraining", PRETRAINING + ["--albert_config_file={tmp}/albert_config.json",
-                                                 "--init_checkpoint={tmp}/nowhere"], "--init_checkpoint"),
-    ("albert_tf.run_pretraining", PRETRAINING + ["--albert_config_file={tmp}/albert_config.json",
-                                                 "--max_seq_length=65"],
+    ("albert_tf.run_pretraining", pretraining() + ["--init_checkpoint={tmp}/nowhere"],
+     "--init_checkpoint {tmp}/nowhere: not a readable checkpoint"),
+    ("albert_tf.run_pretraining", pretraining() + ["--max_seq_length=65"],
      "--max_seq_length=65 exceeds max_position_embeddings=64"),
     ("albert_tf.run_squad", ["--albert_config_file={tmp}/albert_config.json", "--output_dir={tmp}/out",
                              "--do_predict"], "--do_predict needs --predict_file"),
@@ -89,7 +89,7 @@ def test_flag_mistakes_fail_before_tensorflow_is_imported(module, args, message,
 
     AlbertConfig(vocab_size=100, hidden_size=32, num_attention_heads=4, intermediate_size=64,
                  max_position_embeddings=64).to_json_file(str(tmp_path / "albert_config.json"))
-    (tmp_path / "one.tfrecord").write_bytes(b"")  # matches the pattern; never read before TensorFlow
+    (tmp_path / "one.tfrecord").write_bytes(b"")  # never read: the mistakes stop the tools first
     message = message.format(tmp=tmp_path)
     script = ("import runpy, sys\n"
               f"sys.argv = [{module!r}] + sys.argv[1:]\n"

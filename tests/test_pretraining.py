@@ -148,6 +148,10 @@ def test_bad_input_is_reported_before_training(records, tmp_path):
     blocker.write_text("x")
     result = run_cli(cli_args(records, str(blocker / "out")))
     assert result.returncode == 1 and b"--output_dir" in result.stderr and b"not writable" in result.stderr
+    empty = tmp_path / "held-out.tfrecord"
+    empty.write_bytes(b"")  # a held-out file's errors name --eval_input_file, not --input_file
+    with pytest.raises(PretrainingError, match=rf"^--eval_input_file {re.escape(str(empty))}: the file holds no records"):
+        PretrainingRun(options(records, tmp_path / "e", do_eval=True, eval_input_file=str(empty)))
 
 
 def test_tf1_init_checkpoint_asks_for_conversion(records, tmp_path):

@@ -14,8 +14,6 @@ from albert_tf.io_utils import missing_init_checkpoint
 from albert_tf.text.spm_training import expand_input_patterns
 
 POSITIVE_FLAGS = ("train_batch_size", "eval_batch_size", "num_train_steps", "log_steps", "save_checkpoints_steps")
-
-
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 

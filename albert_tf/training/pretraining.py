@@ -44,33 +44,32 @@ from albert_tf.training.options import (
 __all__ = ["PRECISIONS", "PretrainingError", "PretrainingOptions", "PretrainingRun", "check_input_files"]
 
 
-def check_input_files(input_file, max_seq_length, max_predictions_per_seq):
+def check_input_files(input_file, max_seq_length, max_predictions_per_seq, flag="--input_file"):
     """Expands the patterns and checks the first record of each file against the flags.
 
-    Returns the list of files. Raises PretrainingError naming the file, the feature
-    and both lengths on a mismatch.
+    Returns the list of files. Raises PretrainingError naming `flag`, the file, the
+    feature and both lengths on a mismatch.
     """
-    files = input_files(input_file, "--input_file")
+    files = input_files(input_file, flag)
     expected = feature_lengths(max_seq_length, max_predictions_per_seq)
-    flag_of = {"seq": "--max_seq_length", "pred": "--max_predictions_per_seq"}
+    length_flags = {"seq": "--max_seq_length", "pred": "--max_predictions_per_seq"}
     for path in files:
         try:
             first = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
         except tf.errors.OpError as e:
-            raise PretrainingError(f"--input_file {path}: not a TFRecord file ({e.message})") from None
+            raise PretrainingError(f"{flag} {path}: not a TFRecord file ({e.message})") from None
         if first is None:
-            raise PretrainingError(f"--input_file {path}: the file holds no records")
+            raise PretrainingError(f"{flag} {path}: the file holds no records")
         example = tf.train.Example.FromString(first.numpy())
         for name, kind, length_kind in PRETRAINING_FEATURES:
             if name not in example.features.feature:
-                raise PretrainingError(f"--input_file {path}: feature {name!r} is missing")
+                raise PretrainingError(f"{flag} {path}: feature {name!r} is missing")
             feature = example.features.feature[name]
             values = feature.float_list.value if kind == "float" else feature.int64_list.value
             if len(values) != expected[name]:
-                flag = flag_of.get(length_kind, "the schema")
                 raise PretrainingError(
-                    f"--input_file {path}: feature {name!r} has length {len(values)}, but {flag} "
-                    f"asks for {expected[name]}"
+                    f"{flag} {path}: feature {name!r} has length {len(values)}, but "
+                    f"{length_flags.get(length_kind, 'the schema')} asks for {expected[name]}"
                 )
     return files
 
@@ -86,7 +85,8 @@ class PretrainingRun:
         self._validate()
         self.files = check_input_files(options.input_file, options.max_seq_length, options.max_predictions_per_seq)
         self.eval_files = (
-            check_input_files(options.eval_input_file, options.max_seq_length, options.max_predictions_per_seq)
+            check_input_files(options.eval_input_file, options.max_seq_length, options.max_predictions_per_seq,
+                              flag="--eval_input_file")
             if options.eval_input_file
             else self.files
         )
