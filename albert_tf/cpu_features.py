@@ -4,7 +4,9 @@
 AMX). Elsewhere it emulates them and the export runs slower than float32. On a 2-core AMD
 Zen 3 (AVX2, no AVX-512), ALBERT-base with bfloat16 matmuls took 1.77x float32's time at
 1 x 12 tokens, 1.37x at 1 x 128 and 1.18x at 32 x 128 (a one-off script timing the Keras
-backbone both ways, interleaved; WORKSPACE_NOTES, "bfloat16 on CPUs without it").
+backbone both ways, interleaved; WORKSPACE_NOTES, "bfloat16 on CPUs without it"). There,
+float32 with `--xla` was the fastest export at every shape measured (`python benchmarks/peers.py`,
+benchmarks/results/zen3/).
 """
 
 NATIVE_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo names
@@ -37,4 +39,6 @@ def bfloat16_warning(what):
         return None
     return (f"WARNING: {what} uses bfloat16 matmuls (--precision=bfloat16), but this CPU has neither "
             "AVX512-BF16 nor AMX, so they are emulated and run slower than float32 (1.2-1.8x its time for "
-            "ALBERT-base on an AVX2 CPU). Serve it on a CPU with them, or export with --precision=float32.")
+            "ALBERT-base on an AVX2 CPU). Serve it on a CPU with them, or export with --precision=float32; "
+            "on an AVX2 CPU float32 with --xla was our fastest export (0.6-0.9x the float32 graph's time "
+            "for ALBERT-base; one XLA compilation per new input shape, so bound them with --bucket_lengths).")

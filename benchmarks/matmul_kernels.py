@@ -15,6 +15,9 @@ the adds and ReLUs are tiny next to the matmuls). The same chain runs in:
 - `tf graph bfloat16`: the same with bfloat16 inputs and kernels and float32 outputs,
   what `albert-export --precision=bfloat16` runs (oneDNN's AVX512-BF16 kernels);
 - `tf xla float32` / `tf xla bfloat16`: the tf.function with jit_compile (XLA's CPU dots);
+- `tf graph float32, tokens as columns`: the same products transposed (yᵀ = Wᵀ·xᵀ, xᵀ
+  carried through the chain), so the token count is the column dimension. On an AVX2 Zen 3
+  oneDNN ran this form much faster at 16-48 rows (WORKSPACE_NOTES, "CPUs without AVX-512");
 - `ONNX Runtime float32`: an ONNX graph of the same chain (MLAS, which packs the
   constant weights once when the session is created).
 
@@ -72,8 +75,23 @@ def tensorflow_chains(weights):
 
         return tf.function(run, jit_compile=jit_compile)
 
+    def tokens_as_columns_chain():
+        # The same products computed transposed, yᵀ = Wᵀ·xᵀ, carrying xᵀ [768, T] through
+        # the chain, so the token count is the matmul's column dimension instead of its rows.
+        wq, wk, wv, wo, w1, w2 = [tf.Variable(w.T.copy()) for w in weights]
+
+        def run(x):
+            xt = tf.transpose(x)
+            for _ in range(LAYERS):
+                a = wq @ xt + wk @ xt + wv @ xt
+                xt = w2 @ tf.nn.relu(w1 @ (wo @ a))
+            return tf.transpose(xt)
+
+        return tf.function(run)
+
     return {"tf graph float32": chain(tf.float32, False), "tf graph bfloat16": chain(tf.bfloat16, False),
-            "tf xla float32": chain(tf.float32, True), "tf xla bfloat16": chain(tf.bfloat16, True)}
+            "tf xla float32": chain(tf.float32, True), "tf xla bfloat16": chain(tf.bfloat16, True),
+            "tf graph float32, tokens as columns": tokens_as_columns_chain()}
 
 
 def onnx_chain(weights, path):

@@ -16,7 +16,7 @@ tf.function with and without jit_compile. Ours is the albert-export SavedModel's
 in-process (what latency.py calls "savedmodel"), float32 and each of --our_variants
 (latency.VARIANTS; default xla, bfloat16 and bfloat16+xla_short: `albert-export --xla`,
 `--precision=bfloat16`, and that with `--xla_short_lengths=8,12,16`; xla_short is float32
-with `--xla_short_lengths=8,12,16`).
+with `--xla_short_lengths=8,12,16`, xla_rows with `--xla_short_lengths=8,12,16,32,64,128`).
 Each cell is the median of --calls
 timed calls after --warmup (batch 32: --batch_calls), taken interleaved: the runtimes
 alternate in blocks of 5 calls (latency.time_interleaved), so the machine's drift does
@@ -177,7 +177,8 @@ def write_results(rows, out_dir, command, versions, threads):
              f"Median ms per call (p50), random weights, {threads} intra-op thread(s), the runtimes interleaved in blocks of 5 "
              "calls; float32 except ours bfloat16 (bfloat16 matmuls, the rest float32) and ours "
              "xla_short / bfloat16+xla_short (one row of at most 16 tokens: float32 through XLA, padded to 8, "
-             "12 or 16; the rest as float32 / bfloat16).", "",
+             "12 or 16; the rest as float32 / bfloat16) and ours xla_rows (one row of at most 128 tokens: "
+             "float32 through XLA, padded to 8, 12, 16, 32, 64 or 128; the rest float32).", "",
              "| model | batch × tokens | " + " | ".join(runtimes) + " | ours float32 / ONNX Runtime | best of ours / ONNX Runtime |",
              "|---|---|" + "---|" * len(runtimes) + "---|---|"]
     repeats = max(r["repeat"] for r in rows)
