@@ -41,4 +41,5 @@ def bfloat16_warning(what):
             "AVX512-BF16 nor AMX, so they are emulated and run slower than float32 (1.2-1.8x its time for "
             "ALBERT-base on an AVX2 CPU). Serve it on a CPU with them, or export with --precision=float32; "
             "on an AVX2 CPU float32 with --xla was our fastest export (0.6-0.9x the float32 graph's time "
-            "for ALBERT-base; one XLA compilation per new input shape, so bound them with --bucket_lengths).")
+            "for ALBERT-base; it compiles once per new input shape, which --bucket_lengths bounds for raw-text "
+            "requests).")
