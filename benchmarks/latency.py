@@ -25,7 +25,7 @@ same checkpoint is also exported as the
 --variants (`xla`: the model part compiled with XLA; `bfloat16`: `--precision=bfloat16`,
 the Dense matmuls in bfloat16, which this CPU's AVX512-BF16 runs natively; both;
 `bfloat16+xla_short`: bfloat16 plus `--xla_short_lengths=8,12,16`; `xla_rows`: float32
-with `--xla_short_lengths=8,12,16,32,64,128`, for CPUs without AVX512-BF16),
+with `--xla_short_lengths=8,12,16,32,64,128`),
 each timed as a SavedModel with its ratio to float32 and the cosine of its pooled output
 against float32's. It writes benchmarks/results/latency.json, latency.md and latency.png
 (latency against sequence length, ALBERT vs BERT).
@@ -114,7 +114,8 @@ VARIANTS = {"float32": {}, "xla": {"xla": True}, "bfloat16": {"precision": "bflo
             "bfloat16+xla": {"precision": "bfloat16", "xla": True},
             "xla_short": {"xla_short_lengths": (8, 12, 16)},
             "bfloat16+xla_short": {"precision": "bfloat16", "xla_short_lengths": (8, 12, 16)},
-            # the recipe for CPUs without AVX512-BF16: every single row up to 128 tokens through XLA
+            # every single row up to 128 tokens through XLA; on an AVX2 Zen 3 padding to the next
+            # length lost to --xla (README, "On a CPU without AVX-512")
             "xla_rows": {"xla_short_lengths": (8, 12, 16, 32, 64, 128)}}
 
 

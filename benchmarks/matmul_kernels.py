@@ -17,7 +17,8 @@ the adds and ReLUs are tiny next to the matmuls). The same chain runs in:
 - `tf xla float32` / `tf xla bfloat16`: the tf.function with jit_compile (XLA's CPU dots);
 - `tf graph float32, tokens as columns`: the same products transposed (yᵀ = Wᵀ·xᵀ, xᵀ
   carried through the chain), so the token count is the column dimension. On an AVX2 Zen 3
-  oneDNN ran this form much faster at 16-48 rows (WORKSPACE_NOTES, "CPUs without AVX-512");
+  oneDNN ran this form in 0.69-0.85× the plain graph's time at 16-48 rows, and no faster
+  at 12 or 64 (WORKSPACE_NOTES, "CPUs without AVX-512");
 - `ONNX Runtime float32`: an ONNX graph of the same chain (MLAS, which packs the
   constant weights once when the session is created).
 
