@@ -396,7 +396,7 @@ def test_xla_short_input_path_is_float32_and_exact_while_the_rest_runs_bfloat16(
 def test_xla_exports_serve_only_with_xla_cpu_compilation_enabled(spm_setup, xla_short_export):
     """As tensorflow_model_server: a version with XLA functions does not load unless
     --xla_cpu_compilation_enabled (albert-serve says why; a failed load's exit code is
-    test_serving's test_failed_loads_fail_the_start), and with it a short raw-text request
+    test_serving_lifecycle's test_failed_loads_fail_the_start), and with it a short raw-text request
     takes the float32 XLA path through albert-serve and answers like the Keras model."""
     with pytest.raises(ServingError, match=r"XLA-compiled function\(s\).*start the server with "
                                            r"--xla_cpu_compilation_enabled=true") as refused:

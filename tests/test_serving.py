@@ -558,7 +558,7 @@ def test_client_backoff_doubles_up_to_its_cap_and_other_errors_are_not_retried(m
 def test_client_retries_until_the_server_is_up(models, tmp_path):
     """UNAVAILABLE (nothing listening yet) is retried with backoff until the server binds.
     The server runs with --enable_profiler=false, which leaves the profiler service out
-    (UNIMPLEMENTED); it is on by default (test_profiler_service_writes_a_trace...)."""
+    (UNIMPLEMENTED); it is on by default (test_profiler_service_writes_a_trace_tensorboard_reads)."""
     process = ServerProcess("embedded", [f"--model_base_path={models['base'] / 'albert'}", "--model_name=albert",
                                          "--enable_profiler=false"], expect_ready=False)
     try:
