@@ -4,6 +4,8 @@
         --export_base=out/export --model_name=albert --model=backbone
     # → out/export/albert/<next version>/ (saved_model.pb, variables/, assets/,
     #   assets.extra/tf_serving_warmup_requests)
+    albert-export --checkpoint=out/pretrain --export_base=out/export --model_name=albert-lite --format=tflite
+    # → out/export/albert-lite/<next version>/model.tflite (token ids in; --prefer_tflite_model=true)
 
 The checkpoint may come from albert-run-pretraining, fine-tuning or
 albert-convert-checkpoint. --albert_config_file defaults to the albert_config.json
@@ -50,6 +52,12 @@ flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
                   "Matmul precision: bfloat16 rounds the Dense kernels and their inputs to bfloat16 (fast on "
                   "AVX512-BF16/AMX CPUs); LayerNorm, softmax and GELU stay float32.")
 flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
+flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite"],
+                  "saved_model: a SavedModel with the raw-text, token-id and tf.Example signatures. tflite: "
+                  "model.tflite (builtin ops, float32) with one serving_default signature on token ids, for "
+                  "--prefer_tflite_model=true in tensorflow_model_server or albert-serve; the fastest export "
+                  "measured on CPUs without AVX-512 (README, Performance). --spm_model_file/--vocab_file are "
+                  "then optional (copied to assets.extra/ for clients).")
 flags.mark_flags_as_required(["checkpoint", "export_base"])
 
 
@@ -102,6 +110,7 @@ def main(argv):
         xla_short_lengths=short_lengths,
         precision=FLAGS.precision,
         warmup=FLAGS.warmup,
+        format=FLAGS.format,
     )
     try:
         path = export_saved_model(options, log=log)

@@ -85,13 +85,19 @@ flags.DEFINE_string("platform_config_file", None,
                     "flags, as in TF Serving.")
 flags.DEFINE_string("grpc_socket_path", None, "Also serve gRPC on this UNIX socket (clients use unix:<path>).")
 flags.DEFINE_list("custom_op_modules", ["tensorflow_text"], "Python modules imported before loading (op libraries).")
+flags.DEFINE_bool("prefer_tflite_model", False,
+                  "Serve a version's model.tflite (albert-export --format=tflite) instead of its SavedModel when it "
+                  "has one, as TF Serving: one serving_default signature on token ids, TFLite's XNNPACK kernels.")
+flags.DEFINE_bool("use_tflite_model", False, "Deprecated name of --prefer_tflite_model (as in TF Serving).")
+flags.DEFINE_integer("num_tflite_pools", 1,
+                     "With --prefer_tflite_model: TFLite interpreters per version, i.e. requests it runs at once, "
+                     "each on --tensorflow_intra_op_parallelism threads (0 = one per CPU), as in TF Serving.")
 
 # tensorflow_model_server flags that albert-serve accepts and ignores, with a warning.
 IGNORED_TF_SERVING_FLAGS = (
     "per_process_gpu_memory_fraction", "num_unload_threads",
-    "use_alts_credentials", "prefer_tflite_model", "num_tflite_pools",
-    "num_tflite_interpreters_per_pool", "flush_filesystem_caches",
-    "use_tflite_model", "remove_unused_fields_from_bundle_metagraph", "response_tensor_as_tensor_content",
+    "use_alts_credentials", "flush_filesystem_caches", "num_tflite_interpreters_per_pool",
+    "remove_unused_fields_from_bundle_metagraph", "response_tensor_as_tensor_content",
     "thread_pool_factory_config_file", "mixed_precision", "skip_initialize_tpu",
 )
 
@@ -204,6 +210,8 @@ def main(argv):
         raise app.UsageError("--rest_api_num_threads and --rest_api_timeout_in_ms must be at least 1")
     if FLAGS.num_load_threads < 0:
         raise app.UsageError("--num_load_threads must be at least 0")
+    if FLAGS.num_tflite_pools < 1:
+        raise app.UsageError("--num_tflite_pools must be at least 1")
     from albert_tf.serving.batching_config import BatchingConfigError
     from albert_tf.serving.monitoring import MonitoringConfigError, read_monitoring_config
     from albert_tf.serving.platform_config import PlatformConfigError
@@ -274,6 +282,9 @@ def main(argv):
             xla_cpu_compilation_enabled=FLAGS.xla_cpu_compilation_enabled,
             enable_signature_method_name_check=FLAGS.enable_signature_method_name_check,
             enable_per_model_batching_parameters=session.enable_per_model_batching_parameters,
+            prefer_tflite_model=FLAGS.prefer_tflite_model or FLAGS.use_tflite_model,
+            tflite_interpreters=FLAGS.num_tflite_pools,
+            tflite_threads=intra_op,
         )
         server = ModelServer(options, log=log).start()
     except ModelConfigError as e:

@@ -25,9 +25,12 @@ same checkpoint is also exported as the
 --variants (`xla`: the model part compiled with XLA; `bfloat16`: `--precision=bfloat16`,
 the Dense matmuls in bfloat16, which this CPU's AVX512-BF16 runs natively; both;
 `bfloat16+xla_short`: bfloat16 plus `--xla_short_lengths=8,12,16`; `xla_rows`: float32
-with `--xla_short_lengths=8,12,16,32,64,128`),
-each timed as a SavedModel with its ratio to float32 and the cosine of its pooled output
-against float32's. It writes benchmarks/results/latency.json, latency.md and latency.png
+with `--xla_short_lengths=8,12,16,32,64,128`; `tflite`: `--format=tflite`, model.tflite
+run in-process by TFLite's interpreter), each timed in-process ("savedmodel <variant>")
+with its ratio to float32 and the cosine of its pooled output against float32's. With
+`tflite`, the row `grpc tflite` times that version behind albert-serve
+--prefer_tflite_model (signature serving_default), and its served ratio is against the
+TFLite model in-process. It writes benchmarks/results/latency.json, latency.md and latency.png
 (latency against sequence length, ALBERT vs BERT).
 Reference figures from other runtimes on this machine class are in
 ../shared/reference/peer-performance.md and are quoted beside ours in the markdown.
@@ -116,7 +119,28 @@ VARIANTS = {"float32": {}, "xla": {"xla": True}, "bfloat16": {"precision": "bflo
             "bfloat16+xla_short": {"precision": "bfloat16", "xla_short_lengths": (8, 12, 16)},
             # every single row up to 128 tokens through XLA; on an AVX2 Zen 3 padding to the next
             # length lost to --xla (README, "On a CPU without AVX-512")
-            "xla_rows": {"xla_short_lengths": (8, 12, 16, 32, 64, 128)}}
+            "xla_rows": {"xla_short_lengths": (8, 12, 16, 32, 64, 128)},
+            # model.tflite (albert-export --format=tflite), run by TFLite's interpreter (XNNPACK)
+            "tflite": {"format": "tflite"}}
+
+
+def load_pooled(path, threads=None):
+    """The pooled_output of an export (numpy [B, H]) as a function of the three int32
+    inputs (numpy or tf tensors, by name): the SavedModel's `encode` signature, or for a
+    TFLite version (--format=tflite) its serving_default signature on `threads` threads
+    (default: one per CPU)."""
+    import numpy as np
+
+    from albert_tf.export import tflite
+
+    if os.path.exists(os.path.join(path, tflite.TFLITE_FILE)):
+        with open(os.path.join(path, tflite.TFLITE_FILE), "rb") as f:
+            runner = tflite.signature_runner(f.read(), threads or os.cpu_count())
+        return lambda **inputs: runner(**{k: np.asarray(v) for k, v in inputs.items()})["pooled_output"]
+    import tensorflow as tf
+
+    encode = tf.saved_model.load(path).signatures["encode"]
+    return lambda **tensors: encode(**tensors)["pooled_output"].numpy()
 
 
 def prepare_export(name, work):
@@ -193,9 +217,14 @@ def run(args):
         for variant in args.variants:
             if variant != "float32":
                 log(f"{name}: exporting the {variant} variant")
-                variants[variant] = tf.saved_model.load(export_variant(name, work, config, variant)).signatures["encode"]
+                variant_path = export_variant(name, work, config, variant)
+                variants[variant] = load_pooled(variant_path)
+                if variant == "tflite":
+                    tflite_dir = os.path.dirname(variant_path)
         rest_port = free_port()
         servers = {"grpc": start_server("embedded", os.path.dirname(path), name, [f"--rest_api_port={rest_port}"])}
+        if "tflite" in variants:  # the TFLite version behind albert-serve --prefer_tflite_model, signature serving_default
+            servers["grpc tflite"] = start_server("embedded", tflite_dir, f"{name}-tflite", ["--prefer_tflite_model=true"])
         rest = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=600)
         if model_server_binary():
             log(f"{name}: also timing tensorflow_model_server ({model_server_binary()})")
@@ -214,32 +243,38 @@ def run(args):
                 for key, value in inputs.items():
                     request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
                 request.output_filter.append("pooled_output")
+                tflite_request = predict_pb2.PredictRequest()
+                tflite_request.CopyFrom(request)
+                tflite_request.model_spec.name, tflite_request.model_spec.signature_name = f"{name}-tflite", "serving_default"
+                requests = {"grpc tflite": tflite_request}
                 rest_body = json.dumps({"signature_name": "encode",
                                         "inputs": {k: v.tolist() for k, v in inputs.items()}}).encode("utf-8")
                 calls = args.calls if batch == 1 else args.batch_calls
                 paths = {
                     "keras": lambda: keras_fn(tensors).numpy(),
                     "savedmodel": lambda: encode(**tensors)["pooled_output"].numpy(),
-                    **{path_name: (lambda stub=stub: stub.Predict(request, timeout=600))
+                    **{path_name: (lambda stub=stub, r=requests.get(path_name, request): stub.Predict(r, timeout=600))
                        for path_name, stub in stubs.items()},
                     "rest": lambda: rest_predict(rest, name, rest_body),
-                    **{f"savedmodel {variant}": (lambda s=signature: s(**tensors)["pooled_output"].numpy())
-                       for variant, signature in variants.items()},
+                    **{f"savedmodel {variant}": (lambda f=pooled: f(**tensors)) for variant, pooled in variants.items()},
                 }
                 results = {path_name: summarize(times)
                            for path_name, times in time_interleaved(paths, calls, args.warmup).items()}
                 saved = results["savedmodel"]["p50_ms"]
                 for path_name in ("keras", "savedmodel", *servers, "rest"):
                     served = path_name if path_name in (*servers, "rest") else "grpc"  # in-process: albert-serve's
+                    # The served TFLite version against the same model.tflite in-process.
+                    base = results["savedmodel tflite"]["p50_ms"] if path_name == "grpc tflite" else saved
                     rows.append(dict(model=name, path=path_name, batch=batch, tokens=length, **results[path_name],
-                                     served_over_savedmodel=round(results[served]["p50_ms"] / saved, 3)))
+                                     served_over_savedmodel=round(results[served]["p50_ms"] / base, 3)))
+                served_rows = {r["path"]: r for r in rows[-(len(servers) + 3):]}
                 log(f"{name} batch {batch} × {length}: keras {results['keras']['p50_ms']} ms, savedmodel {saved} ms, "
-                    + ", ".join(f"{p} {results[p]['p50_ms']} ms (×{results[p]['p50_ms'] / saved:.3f})"
+                    + ", ".join(f"{p} {results[p]['p50_ms']} ms (×{served_rows[p]['served_over_savedmodel']:.3f})"
                                 for p in (*servers, "rest")))
                 reference = encode(**tensors)["pooled_output"].numpy()
-                for variant, signature in variants.items():
+                for variant, pooled in variants.items():
                     timed = results[f"savedmodel {variant}"]
-                    similarity = cosine(signature(**tensors)["pooled_output"].numpy(), reference)
+                    similarity = cosine(pooled(**tensors), reference)
                     rows.append(dict(model=name, path=f"savedmodel {variant}", batch=batch, tokens=length, **timed,
                                      over_float32=round(timed["p50_ms"] / results["savedmodel"]["p50_ms"], 3),
                                      pooled_cosine_vs_float32=round(similarity, 6)))
@@ -264,9 +299,13 @@ def write_results(rows, out_dir, command):
         if "served_over_savedmodel" in r:
             lines.append(f"| {r['model']} | {r['batch']} × {r['tokens']} | {r['path']} | {r['n']} | {r['total_ms']} | "
                          f"{r['mean_ms']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | {r['served_over_savedmodel']} |")
+    if any(r["path"] == "grpc tflite" for r in rows):
+        lines += ["", "`grpc tflite`: the --format=tflite version behind albert-serve --prefer_tflite_model; its "
+                  "served ratio is against the same model.tflite in-process (variant tflite below)."]
     variant_rows = [r for r in rows if "over_float32" in r]
     if variant_rows:
-        lines += ["", "Export variants (albert-export --xla / --precision=bfloat16), SavedModel `encode` in-process:", "",
+        lines += ["", "Export variants (albert-export --xla / --precision=bfloat16 / --format=tflite), in-process "
+                  "(SavedModel `encode`; tflite: TFLite's interpreter):", "",
                   "| model | batch × tokens | variant | p50 ms | × float32 (p50) | pooled cosine vs float32 |",
                   "|---|---|---|---|---|---|"]
         for r in variant_rows:

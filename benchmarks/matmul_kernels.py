@@ -19,6 +19,9 @@ the adds and ReLUs are tiny next to the matmuls). The same chain runs in:
   carried through the chain), so the token count is the column dimension. On an AVX2 Zen 3
   oneDNN ran this form in 0.69-0.85× the plain graph's time at 16-48 rows, and no faster
   at 12 or 64 (WORKSPACE_NOTES, "CPUs without AVX-512");
+- `tflite float32 (XNNPACK)`: the chain converted to TensorFlow Lite at the length timed
+  (constant weights, builtin ops) and run by tf.lite's interpreter, whose XNNPACK delegate
+  packs the weights once, as `albert-export --format=tflite` runs;
 - `ONNX Runtime float32`: an ONNX graph of the same chain (MLAS, which packs the
   constant weights once when the session is created).
 
@@ -95,6 +98,27 @@ def tensorflow_chains(weights):
             "tf graph float32, tokens as columns": tokens_as_columns_chain()}
 
 
+def tflite_chain(weights, tokens):
+    """The chain as a TFLite model for x [tokens, 768] float32: a function of numpy x → numpy."""
+    import tensorflow as tf
+
+    from albert_tf.export.tflite import signature_runner
+
+    constants = [tf.constant(w) for w in weights]
+
+    @tf.function(input_signature=[tf.TensorSpec([tokens, HIDDEN], tf.float32, name="x")])
+    def run(x):
+        wq, wk, wv, wo, w1, w2 = constants
+        for _ in range(LAYERS):
+            a = x @ wq + x @ wk + x @ wv
+            x = tf.nn.relu((a @ wo) @ w1) @ w2
+        return {"y": x}
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([run.get_concrete_function()], tf.Module())
+    runner = signature_runner(converter.convert(), THREADS)
+    return lambda x: runner(x=x)["y"]
+
+
 def onnx_chain(weights, path):
     """ONNX Runtime session of the same chain: input "x" [T, 768] float32 (T dynamic)."""
     import onnx
@@ -161,6 +185,11 @@ def run(args):
             if cosine < 0.99:
                 raise SystemExit(f"{name} at {tokens} tokens disagrees with ONNX Runtime (cosine {cosine:.4f})")
             functions[name] = lambda c=chain: c(x_tensor).numpy()
+        lite = tflite_chain(weights, tokens)
+        cosine = float(np.sum(lite(x) * reference) / (np.linalg.norm(lite(x)) * np.linalg.norm(reference)))
+        if cosine < 0.99:
+            raise SystemExit(f"the TFLite chain at {tokens} tokens disagrees with ONNX Runtime (cosine {cosine:.4f})")
+        functions["tflite float32 (XNNPACK)"] = lambda: lite(x)
         ours_xla(tensors)
         np.testing.assert_allclose(ours_xla_constants(tensors)["pooled_output"], ours_xla(tensors)["pooled_output"],
                                    atol=1e-5, rtol=0)

@@ -16,7 +16,8 @@ tf.function with and without jit_compile. Ours is the albert-export SavedModel's
 in-process (what latency.py calls "savedmodel"), float32 and each of --our_variants
 (latency.VARIANTS; default xla, bfloat16 and bfloat16+xla_short: `albert-export --xla`,
 `--precision=bfloat16`, and that with `--xla_short_lengths=8,12,16`; xla_short is float32
-with `--xla_short_lengths=8,12,16`, xla_rows with `--xla_short_lengths=8,12,16,32,64,128`).
+with `--xla_short_lengths=8,12,16`, xla_rows with `--xla_short_lengths=8,12,16,32,64,128`,
+tflite is `--format=tflite` run by TFLite's interpreter on --threads threads).
 Each cell is the median of --calls
 timed calls after --warmup (batch 32: --batch_calls), taken interleaved: the runtimes
 alternate in blocks of 5 calls (latency.time_interleaved), so the machine's drift does
@@ -37,7 +38,7 @@ import pathlib
 import statistics
 import sys
 
-from latency import ROOT, export_variant, inputs_for, log, prepare_export, summarize, time_interleaved
+from latency import ROOT, export_variant, inputs_for, load_pooled, log, prepare_export, summarize, time_interleaved
 from scratch import scratch_dir
 
 
@@ -125,7 +126,7 @@ def run(args):
         hub_call = tf.function(lambda x: hub(x, training=False))
         hub_xla = tf.function(lambda x: hub(x, training=False), jit_compile=True)
         encode = tf.saved_model.load(path).signatures["encode"]
-        ours_variants = {variant: tf.saved_model.load(export_variant(name, work, config, variant)).signatures["encode"]
+        ours_variants = {variant: load_pooled(export_variant(name, work, config, variant), args.threads)
                          for variant in args.our_variants}
         for repeat, (batch, length) in itertools.product(range(1, args.repeats + 1), shapes):
             inputs = inputs_for(batch, length, config.vocab_size)
@@ -144,8 +145,7 @@ def run(args):
             calls = args.calls if batch == 1 else args.batch_calls
             runtimes = {
                 "ours (SavedModel)": lambda: encode(**tensors)["pooled_output"].numpy(),
-                **{f"ours {variant}": (lambda s=signature: s(**tensors)["pooled_output"].numpy())
-                   for variant, signature in ours_variants.items()},
+                **{f"ours {variant}": (lambda f=pooled: f(**tensors)) for variant, pooled in ours_variants.items()},
                 "ONNX Runtime": lambda: session.run(["pooler_output"], feeds),
                 "keras-hub": lambda: hub_call(hub_feeds)["pooled_output"].numpy(),
                 "keras-hub xla": lambda: hub_xla(hub_feeds)["pooled_output"].numpy(),
@@ -178,7 +178,8 @@ def write_results(rows, out_dir, command, versions, threads):
              "calls; float32 except ours bfloat16 (bfloat16 matmuls, the rest float32) and ours "
              "xla_short / bfloat16+xla_short (one row of at most 16 tokens: float32 through XLA, padded to 8, "
              "12 or 16; the rest as float32 / bfloat16) and ours xla_rows (one row of at most 128 tokens: "
-             "float32 through XLA, padded to 8, 12, 16, 32, 64 or 128; the rest float32).", "",
+             "float32 through XLA, padded to 8, 12, 16, 32, 64 or 128; the rest float32); ours tflite is "
+             "model.tflite (--format=tflite) in TFLite's interpreter, float32.", "",
              "| model | batch × tokens | " + " | ".join(runtimes) + " | ours float32 / ONNX Runtime | best of ours / ONNX Runtime |",
              "|---|---|" + "---|" * len(runtimes) + "---|---|"]
     repeats = max(r["repeat"] for r in rows)

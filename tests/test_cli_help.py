@@ -18,7 +18,7 @@ TOOLS = {
     "albert_tf.client": ["--server", "--model_name", "--output_filter"],
     "albert_tf.convert_checkpoint": ["--tf1_checkpoint", "--checkpoint"],
     "albert_tf.create_pretraining_data": ["--input_file", "--output_file", "--dupe_factor"],
-    "albert_tf.export_savedmodel": ["--checkpoint", "--export_base", "--xla_short_lengths"],
+    "albert_tf.export_savedmodel": ["--checkpoint", "--export_base", "--xla_short_lengths", "--format"],
     "albert_tf.make_ssl_config": ["--server_key", "--server_cert", "--custom_ca", "--client_verify", "--output"],
     "albert_tf.model_summary": ["--preset", "--bert"],
     "albert_tf.run_classifier": ["--task_name", "--data_dir", "--do_train"],
@@ -26,7 +26,8 @@ TOOLS = {
     "albert_tf.run_pretraining": ["--input_file", "--output_dir", "--num_train_steps"],
     "albert_tf.run_squad": ["--train_file", "--version_2_with_negative"],
     "albert_tf.serve": ["--model_base_path", "--enable_batching", "--batching_parameters_file", "--enable_profiler",
-                        "--num_load_threads", "--enforce_session_run_timeout"],
+                        "--num_load_threads", "--enforce_session_run_timeout", "--prefer_tflite_model",
+                        "--num_tflite_pools"],
     "albert_tf.tokenize": ["--spm_model_file", "--vocab_file"],
     "albert_tf.train_tokenizer": ["--input", "--vocab_size"],
 }

@@ -1,10 +1,11 @@
-"""Export an ALBERT checkpoint as a TF Serving SavedModel version.
+"""Export an ALBERT checkpoint as a TF Serving SavedModel version (or a TFLite one).
 
 `export_saved_model` restores the checkpoint, attaches the in-graph tokenizer, saves
 the signatures of `albert_tf.export.signatures`, checks that the graph uses only ops the
 official `tensorflow_model_server` contains, writes `assets.extra/` (warmup records,
 albert_config.json, albert_export.json) and renames the finished directory into
-`<export_base>/<model_name>/<version>/`.
+`<export_base>/<model_name>/<version>/`. With `format="tflite"` the version holds
+`model.tflite` instead (`albert_tf.export.tflite`), for `--prefer_tflite_model`.
 """
 
 import dataclasses
@@ -18,7 +19,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from albert_tf.checkpoints import CheckpointError, restore_model
 from albert_tf.cpu_features import bfloat16_warning
-from albert_tf.export import layout, warmup
+from albert_tf.export import layout, tflite, warmup
 from albert_tf.export.signatures import SIGNATURES_BY_KIND, AlbertServingModule
 from albert_tf.layers.dense import set_matmul_dtype
 from albert_tf.text.layers import AlbertPacker, SentencePieceTokenizerLayer, WordPieceTokenizerLayer
@@ -28,6 +29,8 @@ from albert_tf.text.tokenizer import TokenizerError
 # "bfloat16" rounds the kernels to bfloat16 once at export and keeps LayerNorm, softmax,
 # GELU and the residual sums in float32.
 PRECISIONS = ("float32", "bfloat16")
+# --format: what a version directory holds.
+FORMATS = ("saved_model", "tflite")
 # tensorflow-text ops the export may contain. All are in the ops_lib that
 # tensorflow_model_server links since TF Serving 2.2 (FastWordpiece since 2.12, whose
 # bundled tensorflow-text is 2.12.1); anything else outside core TensorFlow is refused.
@@ -65,6 +68,7 @@ class ExportOptions:
     xla_short_lengths: tuple = ()
     precision: str = "float32"
     warmup: bool = True
+    format: str = "saved_model"
 
 
 def build_tokenizer_layer(spm_model_file, vocab_file, do_lower_case):
@@ -128,6 +132,37 @@ def check_serving_ops(saved_model_dir):
         raise ExportError(f"the export uses ops that tensorflow_model_server does not contain: {foreign}")
 
 
+def _check_tflite_options(options):
+    """ExportError for a flag that means nothing for a TFLite version (it has neither
+    XLA nor bfloat16 kernels, nor raw-text inputs to pack)."""
+    given = [flag for flag, used in (("--xla", options.xla), ("--xla_short_lengths", options.xla_short_lengths),
+                                     ("--precision=bfloat16", options.precision != "float32"),
+                                     ("--bucket_lengths", options.bucket_lengths),
+                                     ("--max_seq_length", options.max_seq_length)) if used]
+    if given:
+        raise ExportError(f"--format=tflite takes token ids and runs float32 TFLite kernels; "
+                          f"{', '.join(given)} only apply to --format=saved_model")
+
+
+def _export_tflite(options, model, checkpoint_prefix, model_dir, tokenizer_file, log):
+    """Writes a TFLite version (albert_tf.export.tflite) in a staging directory and renames it into place."""
+    staging = layout.make_staging_dir(model_dir)
+    try:
+        manifest = tflite.write_tflite_version(staging, model, options.model, options.albert_config, tokenizer_file,
+                                               options.model_name, options.warmup, log,
+                                               extra_manifest={"checkpoint": checkpoint_prefix})
+        path = layout.publish_version(staging, model_dir, options.version)
+    except tflite.TfLiteConversionError as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ExportError(str(e)) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log(f"exported {options.model} as TensorFlow Lite (signature serving_default on token ids, "
+        f"{manifest['warmup_records']} warmup records) → {path}; serve it with --prefer_tflite_model=true")
+    return path
+
+
 def export_saved_model(options, log=print):
     """Exports one version; returns its final directory `<export_base>/<model_name>/<version>`."""
     config = options.albert_config
@@ -135,6 +170,10 @@ def export_saved_model(options, log=print):
         raise ExportError(f"--model={options.model}: expected one of {sorted(SIGNATURES_BY_KIND)}")
     if options.precision not in PRECISIONS:
         raise ExportError(f"--precision={options.precision}: expected one of {sorted(PRECISIONS)}")
+    if options.format not in FORMATS:
+        raise ExportError(f"--format={options.format}: expected one of {sorted(FORMATS)}")
+    if options.format == "tflite":
+        _check_tflite_options(options)
     if options.version is not None and options.version < 1:
         raise ExportError(f"--version={options.version}: versions are positive integers")
     max_seq_length = options.max_seq_length or config.max_position_embeddings
@@ -147,8 +186,11 @@ def export_saved_model(options, log=print):
                           f"in [1, --max_seq_length={max_seq_length}]")
     if options.xla and short_lengths:
         raise ExportError("--xla compiles every input shape with XLA already; leave --xla_short_lengths empty with it")
-    tokenizer, asset = build_tokenizer_layer(options.spm_model_file, options.vocab_file, options.do_lower_case)
-    if tokenizer.vocab_size > config.vocab_size:
+    if options.format == "tflite" and not (options.spm_model_file or options.vocab_file):
+        tokenizer, asset = None, None  # a TFLite version takes token ids; the tokenizer file is optional
+    else:
+        tokenizer, asset = build_tokenizer_layer(options.spm_model_file, options.vocab_file, options.do_lower_case)
+    if tokenizer is not None and tokenizer.vocab_size > config.vocab_size:
         raise ExportError(f"the tokenizer has {tokenizer.vocab_size} tokens but --albert_config_file has vocab_size="
                           f"{config.vocab_size}: they belong to different models")
     model_dir = os.path.join(options.export_base, options.model_name)
@@ -159,6 +201,8 @@ def export_saved_model(options, log=print):
     except CheckpointError as e:
         raise ExportError(str(e)) from None
     log(f"restored {options.model} from {prefix} ({model.count_params():,} parameters)")
+    if options.format == "tflite":
+        return _export_tflite(options, model, prefix, model_dir, asset, log)
     if options.precision == "bfloat16" and (warning := bfloat16_warning("this export")):
         log(warning)
     set_matmul_dtype(model, options.precision)

@@ -115,7 +115,7 @@ class AlbertServingModule(tf.Module):
         # Kept out of the module's attributes: tf.saved_model.save would list them as
         # functions of their own and trace every one again (the signatures reach them anyway).
         self._inner = types.SimpleNamespace(
-            run_model=tf.function(self._compiled_model_outputs if jit_compile else self._model_outputs,
+            run_model=tf.function(self._compiled_model_outputs if jit_compile else self.model_outputs,
                                   jit_compile=jit_compile, reduce_retracing=True),
             run_short=tf.function(self._float32_model_outputs, jit_compile=True, reduce_retracing=True),
         )
@@ -147,7 +147,7 @@ class AlbertServingModule(tf.Module):
     def _backbone(self):
         return self.model if self.kind == "backbone" else self.model.backbone
 
-    def _model_outputs(self, inputs, masked_lm_positions=None, head="encoder"):
+    def model_outputs(self, inputs, masked_lm_positions=None, head="encoder"):
         """Runs the model in inference mode on dense int32 inputs; a dict of float32 outputs.
 
         head: "encoder" (pooled/sequence, or the task outputs of a classifier or SQuAD
@@ -183,16 +183,16 @@ class AlbertServingModule(tf.Module):
 
     def _compiled_model_outputs(self, inputs, masked_lm_positions=None, head="encoder"):
         with self._xla_tracing(float32=False):
-            return self._model_outputs(inputs, masked_lm_positions, head=head)
+            return self.model_outputs(inputs, masked_lm_positions, head=head)
 
     def _float32_model_outputs(self, inputs, head="encoder"):
         with self._xla_tracing(float32=True):
-            return self._model_outputs(inputs, head=head)
+            return self.model_outputs(inputs, head=head)
 
     def _run(self, inputs, head="encoder"):
         """The model on dense inputs through the graph or, for a single row that fits one
         of `xla_short_lengths`, through the XLA short-input path (padded to the first
-        length that fits, outputs cut back). Returns what `_model_outputs` returns."""
+        length that fits, outputs cut back). Returns what `model_outputs` returns."""
         if not self.xla_short_lengths:
             return self._inner.run_model(inputs, head=head)
         shape = tf.shape(inputs["input_word_ids"])

@@ -86,6 +86,14 @@ def warmup_inputs(signature_names, vocab_size, max_seq_length, short_lengths=())
     return requests
 
 
+def token_id_inputs(signature_name, vocab_size, max_seq_length):
+    """[(signature, {input: int32 numpy})]: one row of min(16, max_seq_length) tokens and a
+    batch of 4 × min(128, max_seq_length), for a signature that takes input_word_ids,
+    input_mask and input_type_ids (a TFLite version's serving_default)."""
+    shapes = [(1, min(16, max_seq_length)), (4, min(128, max_seq_length))]
+    return [(signature_name, _example_ids(batch, length, vocab_size, seed=i)) for i, (batch, length) in enumerate(shapes)]
+
+
 def predict_request(model_name, signature_name, inputs):
     """A PredictRequest holding numpy `inputs` (typed tensor protos)."""
     request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature_name))

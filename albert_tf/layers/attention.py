@@ -66,7 +66,9 @@ class AlbertSelfAttention(keras.layers.Layer):
         v = self._split_heads(self.value(flat), batch, seq)
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))  # [B, N, T, T]
         scores = ops.cast(scores, "float32") * (1.0 / math.sqrt(self.head_size))
-        mask = ops.cast(attention_mask, "float32")[:, None, None, :]
+        # A reshape, not [:, None, None, :]: TensorFlow Lite has no StridedSlice with new axes
+        # at dynamic shapes (albert-export --format=tflite).
+        mask = ops.reshape(ops.cast(attention_mask, "float32"), (batch, 1, 1, seq))
         scores = scores + (1.0 - mask) * _MASK_PENALTY
         probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
         probs = self.dropout(probs, training=training)

@@ -74,7 +74,7 @@ class AlbertEmbedding(keras.layers.Layer):
             words = ops.matmul(words, self.word_projection)
         types = ops.take(self.token_type_embeddings, input_type_ids, axis=0)
         positions = self.position_embeddings[:seq_len]
-        summed = words + types + positions[None, :, :]
+        summed = words + types + positions  # [T, E] broadcasts over the batch
         normed = self.layer_norm(ops.cast(summed, "float32"))
         return self.dropout(ops.cast(normed, self.compute_dtype), training=training)
 

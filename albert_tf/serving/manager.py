@@ -103,8 +103,12 @@ class ModelManager:
                  max_load_retries=5, load_retry_interval=60.0, allow_labels_for_unavailable=False, log=print,
                  metrics=None, saved_model_tags=("serve",), xla_cpu_compilation_enabled=False,
                  enable_signature_method_name_check=False, per_model_batching=False, load_threads=0,
-                 initial_load_threads=4 * (os.cpu_count() or 1)):
+                 initial_load_threads=4 * (os.cpu_count() or 1), prefer_tflite_model=False, tflite_interpreters=1,
+                 tflite_threads=0):
         self.poll_wait_seconds = poll_wait_seconds
+        self.prefer_tflite_model = prefer_tflite_model
+        self.tflite_interpreters = tflite_interpreters
+        self.tflite_threads = tflite_threads
         self.load_threads = load_threads
         self.initial_load_threads = initial_load_threads
         self.per_model_batching = per_model_batching
@@ -282,8 +286,12 @@ class ModelManager:
         started = time.perf_counter()
         loaded = None
         try:
-            loaded = servables.LoadedVersion(name, version, path, tags=self.saved_model_tags,
-                                             allow_xla=self.xla_cpu_compilation_enabled)
+            if self.prefer_tflite_model and os.path.exists(os.path.join(path, servables.TFLITE_FILE)):
+                loaded = servables.LoadedTfLiteVersion(name, version, path, interpreters=self.tflite_interpreters,
+                                                       threads=self.tflite_threads)
+            else:
+                loaded = servables.LoadedVersion(name, version, path, tags=self.saved_model_tags,
+                                                 allow_xla=self.xla_cpu_compilation_enabled)
             if self.per_model_batching:
                 loaded.batching_parameters = read_model_batching_parameters(path)
             records = self._warm(loaded) if self.enable_warmup else 0

@@ -1,20 +1,24 @@
-"""Loaded SavedModel versions (servables) and the Predict / Classify / Regress logic.
+"""Loaded versions (servables) and the Predict / Classify / Regress logic.
 
 `LoadedVersion` is one `<base_path>/<version>` directory loaded with TF2's loader. Its
 SignatureDefs are read from `saved_model.pb`, so metadata and checks see exactly what TF
-Serving sees. `predict` performs TF Serving's checks in TF Serving's order
+Serving sees. `LoadedTfLiteVersion` is a version's `model.tflite`, served as TF Serving
+serves it with `--prefer_tflite_model`: one `serving_default` signature, named after the
+TFLite model's SignatureDef. `predict` performs TF Serving's checks in TF Serving's order
 (predict_impl.cc → server_core.cc → predict_util.cc) and returns a PredictResponse.
 """
 
 import json
 import os
+import queue
 
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import classification_pb2, get_model_metadata_pb2, predict_pb2, regression_pb2
 
+from albert_tf.export.tflite import SIGNATURE, TFLITE_FILE, TfLiteConversionError, signature_runner
 from albert_tf.serving.tensors import (
     ServingError,
     from_tensor_proto,
@@ -46,6 +50,11 @@ class LoadedVersion:
     def __init__(self, name, version, path, tags=("serve",), allow_xla=True):
         self.name, self.version, self.path = name, version, path
         self.batching_parameters = None  # per-model BatchingParameters (batching_params.pbtxt), set by the manager
+        if not os.path.exists(os.path.join(path, "saved_model.pb")):
+            hint = (f"; it holds {TFLITE_FILE}: start the server with --prefer_tflite_model=true"
+                    if os.path.exists(os.path.join(path, TFLITE_FILE)) else "")
+            raise ServingError(grpc.StatusCode.NOT_FOUND, "Could not find SavedModel .pb or .pbtxt at supplied export "
+                                                          f"directory path: {path}{hint}")
         proto = saved_model_pb2.SavedModel()
         with open(os.path.join(path, "saved_model.pb"), "rb") as f:
             proto.ParseFromString(f.read())
@@ -65,8 +74,7 @@ class LoadedVersion:
         self.signature_defs = {k: v for k, v in self.all_signature_defs.items() if not k.startswith("__")}
         self._loaded = tf.saved_model.load(path, tags=list(tags))
         self._functions = {k: self._loaded.signatures[k] for k in self.signature_defs}
-        manifest_path = os.path.join(path, "assets.extra", "albert_export.json")
-        self.manifest = json.load(open(manifest_path, encoding="utf-8")) if os.path.exists(manifest_path) else {}
+        self.manifest = read_manifest(path)
 
     def run(self, signature_name, inputs):
         """Calls a signature; TF and binding errors become ServingErrors (TF's codes)."""
@@ -78,6 +86,69 @@ class LoadedVersion:
         except (TypeError, ValueError) as e:  # Python-side binding checks (rank, missing kwarg)
             raise invalid_argument(str(e)) from None
         return {k: v.numpy() for k, v in outputs.items()}
+
+
+def read_manifest(path):
+    """assets.extra/albert_export.json of a version directory as a dict ({} when absent)."""
+    manifest_path = os.path.join(path, "assets.extra", "albert_export.json")
+    if not os.path.exists(manifest_path):
+        return {}
+    with open(manifest_path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+class LoadedTfLiteVersion:
+    """One version's `model.tflite`, loaded into a pool of TFLite interpreters.
+
+    The same attributes and `run` as LoadedVersion. `signature_defs` holds one predict
+    SignatureDef, `serving_default`, whose inputs and outputs are the TFLite model's
+    signature keys (TensorInfo names are the TFLite tensor names; dynamic dimensions -1).
+    A request takes a free interpreter from the pool (`interpreters` of them, TF Serving's
+    --num_tflite_pools, each running on `threads` threads) and resizes its inputs when the
+    shape changed since that interpreter's last request.
+    A TFLite call cannot be cancelled: it runs to its end past a request's deadline.
+    """
+
+    def __init__(self, name, version, path, interpreters=1, threads=0):
+        self.name, self.version, self.path = name, version, path
+        self.batching_parameters = None
+        file = os.path.join(path, TFLITE_FILE)
+        try:
+            with open(file, "rb") as f:
+                model_bytes = f.read()
+            runners = [signature_runner(model_bytes, threads or os.cpu_count() or 1) for _ in range(max(1, interpreters))]
+        except (TfLiteConversionError, ValueError, RuntimeError) as e:
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid TfLite model {file}: {e}") from None
+        self._pool = queue.SimpleQueue()
+        for runner in runners:
+            self._pool.put(runner)
+        self._ranks = {alias: len(detail["shape_signature"]) for alias, detail in runners[0].get_input_details().items()}
+        signature = meta_graph_pb2.SignatureDef(method_name="tensorflow/serving/predict")
+        for target, details in ((signature.inputs, runners[0].get_input_details()),
+                                (signature.outputs, runners[0].get_output_details())):
+            for alias, detail in details.items():
+                target[alias].name = detail["name"]
+                target[alias].dtype = tf.as_dtype(detail["dtype"]).as_datatype_enum
+                for size in detail["shape_signature"]:
+                    target[alias].tensor_shape.dim.add(size=int(size))
+        self.signature_defs = {SIGNATURE: signature}
+        self.all_signature_defs = dict(self.signature_defs)
+        self.manifest = read_manifest(path)
+
+    def run(self, signature_name, inputs):
+        """Runs the TFLite model on {alias: numpy}; returns {alias: numpy}. A wrong rank is
+        INVALID_ARGUMENT, as TensorFlow reports it; so is an interpreter failure, since the
+        only input-dependent one is a token id outside the vocabulary."""
+        for alias, value in inputs.items():
+            if np.ndim(value) != self._ranks[alias]:
+                raise invalid_argument(f"{alias} must have rank {self._ranks[alias]}, got shape {list(np.shape(value))}")
+        runner = self._pool.get()
+        try:
+            return runner(**inputs)
+        except (ValueError, RuntimeError) as e:
+            raise invalid_argument(f"TFLite interpreter: {str(e).strip()}") from None
+        finally:
+            self._pool.put(runner)
 
 
 def signature_for(version, signature_name, for_method=None):

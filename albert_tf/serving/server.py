@@ -66,6 +66,9 @@ class ServerOptions:
     ssl_config: object = None  # ssl_config.SslConfig: TLS on the gRPC port and socket; None = plaintext
     enable_profiler: bool = True  # TensorFlow's ProfilerService on the gRPC port, as TF Serving
     num_load_threads: int = 0  # models loaded at once after start (0 = one after another); start loads all at once
+    prefer_tflite_model: bool = False  # serve a version's model.tflite when it has one (albert-export --format=tflite)
+    tflite_interpreters: int = 1  # TFLite interpreters per version (--num_tflite_pools)
+    tflite_threads: int = 0  # threads per TFLite interpreter (--tensorflow_intra_op_parallelism; 0 = one per CPU)
 
 
 def parse_grpc_channel_arguments(text):
@@ -199,6 +202,9 @@ class ModelServer:
             enable_signature_method_name_check=options.enable_signature_method_name_check,
             per_model_batching=bool(options.batching and options.enable_per_model_batching_parameters),
             load_threads=options.num_load_threads,
+            prefer_tflite_model=options.prefer_tflite_model,
+            tflite_interpreters=options.tflite_interpreters,
+            tflite_threads=options.tflite_threads,
         )
         self.batcher = Batcher(options.batching, self._run_unbatched, metrics=self.metrics) if options.batching else None
         self.manager.run = self.run
