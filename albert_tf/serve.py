@@ -91,7 +91,8 @@ flags.DEFINE_bool("prefer_tflite_model", False,
 flags.DEFINE_bool("use_tflite_model", False, "Deprecated name of --prefer_tflite_model (as in TF Serving).")
 flags.DEFINE_integer("num_tflite_pools", 1,
                      "With --prefer_tflite_model: TFLite interpreters per version, i.e. requests it runs at once, "
-                     "each on --tensorflow_intra_op_parallelism threads (0 = one per CPU), as in TF Serving.")
+                     "each on --tensorflow_intra_op_parallelism threads (0 = one per CPU). TF Serving's default is "
+                     "one per CPU; here 1, since one interpreter already uses every core (serving/README.md).")
 
 # tensorflow_model_server flags that albert-serve accepts and ignores, with a warning.
 IGNORED_TF_SERVING_FLAGS = (

@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py                       # ALBERT-base, short and 128-token texts
     python benchmarks/throughput.py --clients=1,16 --seconds=5 --texts=short
+    python benchmarks/throughput.py --format=tflite --clients=1,16 --texts=short   # a TFLite version
 
 The model is ALBERT-base v2 with random weights, exported by albert-export. Each client
 is a thread with its own gRPC channel that sends raw-text Predict requests
@@ -9,7 +10,11 @@ is a thread with its own gRPC channel that sends raw-text Predict requests
 warm-up. Two request kinds: `short` texts (12 tokens packed, or a few less) and `long`
 ones (128). Batching "on" is albert-serve with --enable_batching and
 --batching_parameters_file (default: the shipped serving/batching_parameters.txt, the
-configuration we recommend for TF Serving too).
+configuration we recommend for TF Serving too). With --format=tflite the model is
+exported with `albert-export --format=tflite` and served with --prefer_tflite_model; the
+clients tokenize and pack the same texts themselves and send token ids to its
+`serving_default`, and batching adds `pad_variable_length_inputs: true` to the
+batching file (albert-serve pads with zeros; see serving/README.md for TF Serving).
 
 For each (texts, clients, batching) it reports requests/s and latency mean/p50/p90/p99 ms,
 and the batching-on / batching-off requests/s ratio. It writes
@@ -25,7 +30,7 @@ import sys
 import threading
 import time
 
-from latency import ROOT, log, prepare_export, start_server, summarize
+from latency import ROOT, export_variant, log, prepare_export, start_server, summarize
 from scratch import scratch_dir
 
 BATCHING_FILE = ROOT / "serving" / "batching_parameters.txt"
@@ -50,19 +55,37 @@ def texts_of(kind, corpus_words, tokenizer, count, seed=0):
     return texts
 
 
-def drive(address, model_name, texts, clients, seconds, warmup_seconds):
-    """Runs `clients` threads of back-to-back Predict calls; returns (requests/s, latencies ms, errors)."""
-    import grpc
+def predict_requests(model_name, texts, tokenizer=None):
+    """One PredictRequest per text for `serving_default`: the raw text, or with a tokenizer
+    its packed token ids (int32 [1, T]), as a TFLite version takes them."""
+    import numpy as np
     import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    from tensorflow_serving.apis import predict_pb2
+
+    from albert_tf.text import pack_pair
 
     requests = []
     for text in texts:
         request = predict_pb2.PredictRequest()
         request.model_spec.name, request.model_spec.signature_name = model_name, "serving_default"
-        request.inputs["text"].CopyFrom(tf.make_tensor_proto([text]))
+        if tokenizer is None:
+            request.inputs["text"].CopyFrom(tf.make_tensor_proto([text]))
+        else:
+            row = pack_pair(tokenizer.encode(text), None, 512, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id,
+                            pad=False)
+            for name, values in row.items():
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(np.array([values], np.int32)))
         request.output_filter.append("pooled_output")
         requests.append(request)
+    return requests
+
+
+def drive(address, requests, clients, seconds, warmup_seconds):
+    """Runs `clients` threads of back-to-back Predict calls (cycling through `requests`);
+    returns (requests/s, latencies ms, errors)."""
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
     start_at = time.perf_counter() + warmup_seconds
     stop_at = start_at + seconds
     latencies, errors, lock = [], [], threading.Lock()
@@ -104,23 +127,36 @@ def run(args):
 
     work = scratch_dir("albert-throughput-")
     log("albert-base: building, exporting")
-    _, _, path = prepare_export("albert-base", work)
+    config, _, path = prepare_export("albert-base", work)
+    model_name, server_flags = "albert-base", []
+    if args.format == "tflite":
+        path = export_variant("albert-base", work, config, "tflite")
+        model_name, server_flags = "albert-base-tflite", ["--prefer_tflite_model=true"]
     tokenizer = SentencePieceTokenizer(str(pathlib.Path(work) / "spm.model"))
     corpus_words = (pathlib.Path(work) / "corpus.txt").read_text(encoding="utf-8").split()
     rows = []
+    batching_file = args.batching_parameters_file
+    if args.format == "tflite":
+        # Token-id requests of different lengths merge only when padded. albert-serve pads
+        # with zeros (input_mask 0 on the padding); TF Serving would pad with each tensor's
+        # first element, which is wrong for input_mask (serving/README.md).
+        batching_file = str(pathlib.Path(work) / "batching_parameters_padded.txt")
+        text = pathlib.Path(args.batching_parameters_file).read_text(encoding="utf-8")
+        pathlib.Path(batching_file).write_text(text + "\npad_variable_length_inputs: true\n", encoding="utf-8")
     for batching in (False, True):
-        extra = ["--enable_batching", f"--batching_parameters_file={args.batching_parameters_file}"] if batching else []
-        extra += args.server_args
-        server = start_server("embedded", str(pathlib.Path(path).parent), "albert-base", extra)
+        extra = ["--enable_batching", f"--batching_parameters_file={batching_file}"] if batching else []
+        extra += server_flags + args.server_args
+        server = start_server("embedded", str(pathlib.Path(path).parent), model_name, extra)
         try:
             for kind in args.texts:
                 texts = texts_of(kind, corpus_words, tokenizer, 64)
                 tokens = sum(len(tokenizer.encode(t)) + 2 for t in texts) / len(texts)
+                requests = predict_requests(model_name, texts, tokenizer if args.format == "tflite" else None)
                 # One client first, untimed: the first calls of a fresh server trace and
                 # allocate, and 16 cold clients at once would stall on that.
-                drive(server.address, "albert-base", texts, 1, 0.0, args.warmup_seconds)
+                drive(server.address, requests, 1, 0.0, args.warmup_seconds)
                 for clients in args.clients:
-                    rate, latencies, errors = drive(server.address, "albert-base", texts, clients, args.seconds,
+                    rate, latencies, errors = drive(server.address, requests, clients, args.seconds,
                                                     args.warmup_seconds)
                     row = dict(texts=kind, tokens=round(tokens, 1), clients=clients, batching=batching,
                                requests_per_s=round(rate, 2), errors=len(errors),
@@ -139,11 +175,13 @@ def run(args):
     return rows
 
 
-def write_results(rows, out_dir, command):
+def write_results(rows, out_dir, command, model_format="saved_model"):
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "throughput.json").write_text(json.dumps({"command": command, "rows": rows}, indent=2))
+    what = ("raw-text Predict" if model_format == "saved_model"
+            else "token-id Predict to a --format=tflite version (--prefer_tflite_model)")
     lines = [f"Command: `{command}`", "",
-             "ALBERT-base (random weights), raw-text Predict over loopback gRPC to albert-serve, 2 CPU cores.", "",
+             f"ALBERT-base (random weights), {what} over loopback gRPC to albert-serve, 2 CPU cores.", "",
              "| texts (mean tokens) | clients | batching | requests/s | on / off | N | mean ms | p50 | p90 | p99 | errors |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["texts"], r["clients"], r["batching"])):
@@ -162,6 +200,8 @@ def main():
     parser.add_argument("--batching_parameters_file", default=str(BATCHING_FILE))
     parser.add_argument("--server_args", default="", type=shlex.split,
                         help='more albert-serve flags, e.g. "--tensorflow_intra_op_parallelism=1"')
+    parser.add_argument("--format", default="saved_model", choices=["saved_model", "tflite"],
+                        help="the export served: a SavedModel (raw text) or a TFLite version (token ids)")
     parser.add_argument("--out_dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
     unknown = [t for t in args.texts if t not in TEXT_TOKENS]
@@ -169,7 +209,7 @@ def main():
         parser.error(f"--texts: unknown {unknown}; choose from {sorted(TEXT_TOKENS)}")
     rows = run(args)
     command = ("python benchmarks/throughput.py " + " ".join(sys.argv[1:])).strip()
-    write_results(rows, pathlib.Path(args.out_dir), command)
+    write_results(rows, pathlib.Path(args.out_dir), command, args.format)
     log(f"wrote {args.out_dir}/throughput.json, throughput.md")
 
 

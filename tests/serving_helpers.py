@@ -1,6 +1,7 @@
 """Shared by the serving tests (the `models` fixture they use is in conftest.py): request
 builders, a REST caller and a model-config writer."""
 
+import concurrent.futures
 import json
 import urllib.error
 import urllib.request
@@ -72,3 +73,24 @@ def rest(server, path, body=None):
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
+
+
+def predict_at_once_then_stop(process, requests, clients=16):
+    """Sends the PredictRequests from `clients` threads at once, then stops the server.
+
+    Returns ([{alias: numpy} per request, in order], (batches, requests) from the server's
+    batching summary line). The server is stopped even when a request fails."""
+    predict, _, channel = stubs(process.address)
+
+    def call(request):
+        response = predict.Predict(request, timeout=60)
+        return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+            results = list(pool.map(call, requests))
+    finally:
+        channel.close()
+        _, stderr = process.stop()
+    summary = stderr.split("batching: ")[1].split()  # "<batches> batches for <requests> requests"
+    return results, (int(summary[0]), int(summary[3]))

@@ -36,7 +36,17 @@ from tests.model_server import ServerProcess
 from tests.certificates import ssl_text_proto
 from tests.test_platform_config import platform_config_text
 from tests.test_export import keras_text_inputs
-from tests.serving_helpers import MAX_SEQ, Code, ids_inputs, predict_request, rest, rpc_error, stubs, write_config
+from tests.serving_helpers import (
+    MAX_SEQ,
+    Code,
+    ids_inputs,
+    predict_at_once_then_stop,
+    predict_request,
+    rest,
+    rpc_error,
+    stubs,
+    write_config,
+)
 
 
 # ----------------------------------------------------------------- model management (embedded)
@@ -364,7 +374,6 @@ def test_batched_results_equal_unbatched_under_16_clients(models, tmp_path):
                       "pad_variable_length_inputs: true\n")
     process = ServerProcess("embedded", [f"--model_base_path={models['base'] / 'albert'}", "--model_name=albert",
                                          "--enable_batching", f"--batching_parameters_file={params}"])
-    predict, _, channel = stubs(process.address)
     backbone, tokenizer, config = models["albert"].backbone, models["tokenizer"], models["config"]
     rng = np.random.default_rng(0)
     words = "the model shares every layer and so it stays small while the text grows longer".split()
@@ -378,17 +387,8 @@ def test_batched_results_equal_unbatched_under_16_clients(models, tmp_path):
             jobs.append(("encode", ids_inputs(config, batch=int(rng.integers(1, 4)), seq=int(rng.integers(3, 40)),
                                               seed=i), None))
 
-    def call(job):
-        signature, inputs, _ = job
-        response = predict.Predict(predict_request(inputs, signature=signature), timeout=60)
-        return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
-
-    try:
-        with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            results = list(pool.map(call, jobs))
-    finally:
-        channel.close()
-        _, stderr = process.stop()
+    results, (batches, requests) = predict_at_once_then_stop(
+        process, [predict_request(inputs, signature=signature) for signature, inputs, _ in jobs])
     for (signature, inputs, texts), got in zip(jobs, results):
         if signature == "encode":
             expected = backbone.predict_on_batch(inputs)
@@ -397,8 +397,6 @@ def test_batched_results_equal_unbatched_under_16_clients(models, tmp_path):
         assert got["sequence_output"].shape == expected["sequence_output"].shape  # padding cut back off
         for key in ("pooled_output", "sequence_output"):
             np.testing.assert_allclose(got[key], expected[key], atol=2e-5, rtol=0, err_msg=f"{signature} {key}")
-    summary = stderr.split("batching: ")[1].split()  # "<batches> batches for <requests> requests"
-    batches, requests = int(summary[0]), int(summary[3])
     assert requests == len(jobs) + 10  # the 64 requests and the export's 10 warmup records
     assert batches <= requests - 16, (batches, requests)  # requests were merged, not run one by one
 

@@ -1,5 +1,6 @@
 """albert-export --format=tflite and serving model.tflite with --prefer_tflite_model."""
 
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -20,7 +21,7 @@ from albert_tf.serving.tensors import ServingError
 from albert_tf.text import SentencePieceTokenizer
 from tests.conftest import random_inputs
 from tests.model_server import BACKENDS, ServerProcess
-from tests.serving_helpers import Code, predict_request, rpc_error, stubs, write_config
+from tests.serving_helpers import Code, predict_at_once_then_stop, predict_request, rpc_error, stubs, write_config
 from tests.test_export import randomize, save_checkpoint, small_config
 
 
@@ -143,8 +144,6 @@ def test_tflite_servable_checks_rank_and_ids_and_serves_concurrent_requests(lite
     with pytest.raises(ServingError, match="TFLite interpreter") as caught:
         version.run("serving_default", dict(inputs, input_word_ids=inputs["input_word_ids"] + 10_000))
     assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
-    import concurrent.futures
-
     shapes = [(1, 5), (3, 11), (2, 9), (1, 30)] * 3
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda s: version.run("serving_default", padded_inputs(lite["config"], *s, 1)), shapes))
@@ -193,3 +192,26 @@ def test_prefer_tflite_model_serves_the_tflite_versions_and_saved_models_beside_
     finally:
         channel.close()
         process.stop()
+
+
+def test_tflite_version_batches_padded_token_ids_under_16_clients(lite, tmp_path):
+    """albert-serve with pad_variable_length_inputs (embedded only: TF Serving pads
+    input_mask with 1): token-id requests of different lengths and batch sizes merge into
+    batches, and every answer equals the Keras model on the request alone."""
+    params = tmp_path / "batching.txt"
+    params.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 20000 }\n"
+                      "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 16 }\n"
+                      "pad_variable_length_inputs: true\n")
+    process = ServerProcess("embedded", [f"--model_base_path={lite['base'] / 'lite'}", "--model_name=lite",
+                                         "--prefer_tflite_model=true", "--enable_batching",
+                                         f"--batching_parameters_file={params}"])
+    rng = np.random.default_rng(0)
+    jobs = [padded_inputs(lite["config"], int(rng.integers(1, 4)), int(rng.integers(3, 40)), i) for i in range(48)]
+    results, (batches, requests) = predict_at_once_then_stop(process, [predict_request(j, model="lite") for j in jobs])
+    for inputs, got in zip(jobs, results):
+        expected = lite["lite"].predict_on_batch(inputs)
+        assert got["sequence_output"].shape == expected["sequence_output"].shape  # the padding cut back off
+        for key in ("pooled_output", "sequence_output"):
+            np.testing.assert_allclose(got[key], expected[key], atol=2e-5, rtol=0, err_msg=key)
+    assert requests == len(jobs) + 2  # and the 2 warmup records
+    assert batches <= requests - 16, (batches, requests)  # requests were merged
