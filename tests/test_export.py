@@ -315,6 +315,7 @@ def test_xla_and_bfloat16_exports(spm_setup, monkeypatch):
             manager.stop()
             assert any(f"model variants version {os.path.basename(path)} uses bfloat16 matmuls" in line
                        and "neither AVX512-BF16 nor AMX" in line and "float32 with --xla" in line
+                       and "--format=tflite" in line
                        for line in served_logs), served_logs
             monkeypatch.setattr(cpu_features, "native_bfloat16", lambda: True)
             assert cpu_features.bfloat16_warning("this export") is None
