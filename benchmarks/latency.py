@@ -261,16 +261,16 @@ def run(args):
                 results = {path_name: summarize(times)
                            for path_name, times in time_interleaved(paths, calls, args.warmup).items()}
                 saved = results["savedmodel"]["p50_ms"]
+                ratios = {}  # path → its served / in-process ratio
                 for path_name in ("keras", "savedmodel", *servers, "rest"):
                     served = path_name if path_name in (*servers, "rest") else "grpc"  # in-process: albert-serve's
                     # The served TFLite version against the same model.tflite in-process.
                     base = results["savedmodel tflite"]["p50_ms"] if path_name == "grpc tflite" else saved
+                    ratios[path_name] = round(results[served]["p50_ms"] / base, 3)
                     rows.append(dict(model=name, path=path_name, batch=batch, tokens=length, **results[path_name],
-                                     served_over_savedmodel=round(results[served]["p50_ms"] / base, 3)))
-                served_rows = {r["path"]: r for r in rows[-(len(servers) + 3):]}
+                                     served_over_savedmodel=ratios[path_name]))
                 log(f"{name} batch {batch} × {length}: keras {results['keras']['p50_ms']} ms, savedmodel {saved} ms, "
-                    + ", ".join(f"{p} {results[p]['p50_ms']} ms (×{served_rows[p]['served_over_savedmodel']:.3f})"
-                                for p in (*servers, "rest")))
+                    + ", ".join(f"{p} {results[p]['p50_ms']} ms (×{ratios[p]:.3f})" for p in (*servers, "rest")))
                 reference = encode(**tensors)["pooled_output"].numpy()
                 for variant, pooled in variants.items():
                     timed = results[f"savedmodel {variant}"]

@@ -102,7 +102,7 @@ def tflite_chain(weights, tokens):
     """The chain as a TFLite model for x [tokens, 768] float32: a function of numpy x → numpy."""
     import tensorflow as tf
 
-    from albert_tf.export.tflite import signature_runner
+    from albert_tf.export.tflite import convert_function, signature_runner
 
     constants = [tf.constant(w) for w in weights]
 
@@ -114,8 +114,7 @@ def tflite_chain(weights, tokens):
             x = tf.nn.relu((a @ wo) @ w1) @ w2
         return {"y": x}
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([run.get_concrete_function()], tf.Module())
-    runner = signature_runner(converter.convert(), THREADS)
+    runner = signature_runner(convert_function(run.get_concrete_function()), THREADS)
     return lambda x: runner(x=x)["y"]
 
 
@@ -186,7 +185,8 @@ def run(args):
                 raise SystemExit(f"{name} at {tokens} tokens disagrees with ONNX Runtime (cosine {cosine:.4f})")
             functions[name] = lambda c=chain: c(x_tensor).numpy()
         lite = tflite_chain(weights, tokens)
-        cosine = float(np.sum(lite(x) * reference) / (np.linalg.norm(lite(x)) * np.linalg.norm(reference)))
+        got = lite(x)
+        cosine = float(np.sum(got * reference) / (np.linalg.norm(got) * np.linalg.norm(reference)))
         if cosine < 0.99:
             raise SystemExit(f"the TFLite chain at {tokens} tokens disagrees with ONNX Runtime (cosine {cosine:.4f})")
         functions["tflite float32 (XNNPACK)"] = lambda: lite(x)

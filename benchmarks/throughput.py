@@ -128,21 +128,19 @@ def run(args):
     work = scratch_dir("albert-throughput-")
     log("albert-base: building, exporting")
     config, _, path = prepare_export("albert-base", work)
-    model_name, server_flags = "albert-base", []
+    model_name, server_flags, batching_file = "albert-base", [], args.batching_parameters_file
     if args.format == "tflite":
         path = export_variant("albert-base", work, config, "tflite")
         model_name, server_flags = "albert-base-tflite", ["--prefer_tflite_model=true"]
-    tokenizer = SentencePieceTokenizer(str(pathlib.Path(work) / "spm.model"))
-    corpus_words = (pathlib.Path(work) / "corpus.txt").read_text(encoding="utf-8").split()
-    rows = []
-    batching_file = args.batching_parameters_file
-    if args.format == "tflite":
         # Token-id requests of different lengths merge only when padded. albert-serve pads
         # with zeros (input_mask 0 on the padding); TF Serving would pad with each tensor's
         # first element, which is wrong for input_mask (serving/README.md).
         batching_file = str(pathlib.Path(work) / "batching_parameters_padded.txt")
         text = pathlib.Path(args.batching_parameters_file).read_text(encoding="utf-8")
         pathlib.Path(batching_file).write_text(text + "\npad_variable_length_inputs: true\n", encoding="utf-8")
+    tokenizer = SentencePieceTokenizer(str(pathlib.Path(work) / "spm.model"))
+    corpus_words = (pathlib.Path(work) / "corpus.txt").read_text(encoding="utf-8").split()
+    rows = []
     for batching in (False, True):
         extra = ["--enable_batching", f"--batching_parameters_file={batching_file}"] if batching else []
         extra += server_flags + args.server_args

@@ -108,6 +108,17 @@ def test_tflite_export_refuses_saved_model_only_flags_and_leaves_nothing(lite):
     assert not os.path.exists(lite["root"] / "refused" / "albert")
 
 
+def test_a_tflite_model_that_disagrees_with_keras_is_not_published(lite, tmp_path, monkeypatch):
+    """The export's check against Keras fails (its tolerance made impossible): ExportError
+    naming the difference, and no version or staging directory is left."""
+    monkeypatch.setattr(tflite, "MAX_ABS_DIFFERENCE", -1.0)
+    options = ExportOptions(checkpoint=str(lite["root"] / "ckpt" / "lite"), albert_config=lite["config"],
+                            export_base=str(tmp_path), format="tflite")
+    with pytest.raises(ExportError, match="outputs differ from the Keras model's by .* \\(allowed -1.0\\)"):
+        export_saved_model(options, log=lambda _: None)
+    assert os.listdir(tmp_path / "albert") == []
+
+
 def test_cli_exports_a_tflite_version_and_names_refused_flags(lite, tmp_path):
     base = tmp_path / "export"
     command = [sys.executable, "-c", "from albert_tf.export_savedmodel import run; run()",

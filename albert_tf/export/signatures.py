@@ -64,7 +64,8 @@ TOKEN_AXIS_OUTPUTS = ("sequence_output", "start_logits", "end_logits")
 CONSTANT_KERNELS_MAX_BYTES = 256 * 2**20
 
 
-def _ids_spec(name):
+def ids_spec(name):
+    """The TensorSpec of a token-id input: int32 [batch, length], both dynamic."""
     return tf.TensorSpec([None, None], tf.int32, name=name)
 
 
@@ -285,13 +286,13 @@ class AlbertServingModule(tf.Module):
         cache key holds the save context's variable policy, so a trace made outside it is
         made again inside, and every signature (the model in it) would be traced twice.
         """
-        ids = [_ids_spec(name) for name in INPUT_NAMES]
+        ids = [ids_spec(name) for name in INPUT_NAMES]
         functions = {
             "serving_default": (self.serve_text, [tf.TensorSpec([None], tf.string, name="text"),
                                                   tf.TensorSpec([None], tf.string, name="text_b")]),
             "encode": (self.encode, ids),
             "serve_examples": (self.serve_examples, [tf.TensorSpec([None], tf.string, name="examples")]),
-            "mlm": (self.mlm, ids + [_ids_spec("masked_lm_positions")]),
+            "mlm": (self.mlm, ids + [ids_spec("masked_lm_positions")]),
             "sop": (self.sop, ids),
             "classify": (self.classify, [tf.TensorSpec([None], tf.string, name="inputs")]),
         }

@@ -30,7 +30,7 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from albert_tf.export import warmup
-from albert_tf.export.signatures import AlbertServingModule, _ids_spec
+from albert_tf.export.signatures import AlbertServingModule, ids_spec
 from albert_tf.models.backbone import INPUT_NAMES
 
 TFLITE_FILE = "model.tflite"  # TF Serving's kTfLiteModelFilename
@@ -52,7 +52,7 @@ def tflite_function(model, kind):
     """
     module = AlbertServingModule(model, kind, tokenizer=None, packer=None)
 
-    @tf.function(input_signature=[_ids_spec(name) for name in INPUT_NAMES])
+    @tf.function(input_signature=[ids_spec(name) for name in INPUT_NAMES])
     def outputs(input_word_ids, input_mask, input_type_ids):
         return module.model_outputs({"input_word_ids": input_word_ids, "input_mask": input_mask,
                                      "input_type_ids": input_type_ids})
@@ -62,7 +62,7 @@ def tflite_function(model, kind):
     # wrapper puts them back: the converter names the TFLite signature's outputs after them.
     frozen = convert_variables_to_constants_v2(traced)
 
-    @tf.function(input_signature=[_ids_spec(name) for name in INPUT_NAMES])
+    @tf.function(input_signature=[ids_spec(name) for name in INPUT_NAMES])
     def named(input_word_ids, input_mask, input_type_ids):
         flat = tf.nest.flatten(frozen(input_word_ids, input_mask, input_type_ids))
         return tf.nest.pack_sequence_as(traced.structured_outputs, flat)
@@ -73,7 +73,13 @@ def tflite_function(model, kind):
 def convert(model, kind):
     """The model as TFLite flatbuffer bytes (builtin ops only, float32, one `serving_default`
     signature). Raises TfLiteConversionError."""
-    function = tflite_function(model, kind)
+    return convert_function(tflite_function(model, kind))
+
+
+def convert_function(function):
+    """A concrete function with no variables as TFLite bytes: builtin ops only, one
+    `serving_default` signature named after its inputs and outputs. Raises
+    TfLiteConversionError."""
     # With no trackable object the converter writes no SignatureDef, and TF Serving then
     # names the inputs after tensors, not after the signature's keys.
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], tf.Module())
@@ -97,16 +103,15 @@ def signature_runner(model_bytes, num_threads):
     runners = interpreter.get_signature_list()
     if SIGNATURE not in runners:
         raise TfLiteConversionError(f"the TFLite model has signatures {sorted(runners)}, not {SIGNATURE}")
-    runner = interpreter.get_signature_runner(SIGNATURE)
-    runner.interpreter = interpreter  # the runner does not keep its interpreter alive
-    return runner
+    return interpreter.get_signature_runner(SIGNATURE)  # it keeps a reference to its interpreter
 
 
 def check_against_keras(model_bytes, model, kind, vocab_size):
     """Runs the TFLite model and the Keras model on one padded batch of 2 × 12 ids.
 
-    Returns the largest absolute difference over the outputs; raises TfLiteConversionError
-    when an output is missing or differs by more than MAX_ABS_DIFFERENCE.
+    Returns (the largest absolute difference over the outputs, the sorted output names);
+    raises TfLiteConversionError when an output is missing or differs by more than
+    MAX_ABS_DIFFERENCE.
     """
     rng = np.random.default_rng(0)
     ids = rng.integers(5, vocab_size, size=(2, 12)).astype(np.int32)
@@ -122,7 +127,7 @@ def check_against_keras(model_bytes, model, kind, vocab_size):
     if not worst <= MAX_ABS_DIFFERENCE:
         raise TfLiteConversionError(f"the TFLite model's outputs differ from the Keras model's by {worst:.3g} "
                                     f"(allowed {MAX_ABS_DIFFERENCE})")
-    return worst
+    return worst, sorted(got)
 
 
 def write_tflite_version(staging, model, kind, config, tokenizer_file, model_name, write_warmup, log,
@@ -135,7 +140,7 @@ def write_tflite_version(staging, model, kind, config, tokenizer_file, model_nam
     """
     log("converting to TensorFlow Lite (builtin ops, float32)")
     model_bytes = convert(model, kind)
-    difference = check_against_keras(model_bytes, model, kind, config.vocab_size)
+    difference, outputs = check_against_keras(model_bytes, model, kind, config.vocab_size)
     log(f"model.tflite: {len(model_bytes) / 2**20:.1f} MiB, outputs within {difference:.1e} of the Keras model")
     with open(os.path.join(staging, TFLITE_FILE), "wb") as f:
         f.write(model_bytes)
@@ -148,7 +153,6 @@ def write_tflite_version(staging, model, kind, config, tokenizer_file, model_nam
     if write_warmup:
         requests = warmup.token_id_inputs(SIGNATURE, config.vocab_size, config.max_position_embeddings)
         records = warmup.write_warmup_file(os.path.join(extra, warmup.WARMUP_FILE), model_name, requests)
-    outputs = sorted(signature_runner(model_bytes, num_threads=1).get_output_details())
     manifest = {
         "format": "tflite",
         "model": kind,
