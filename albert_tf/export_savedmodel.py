@@ -48,9 +48,12 @@ flags.DEFINE_list("xla_short_lengths", [],
                   "by the warmup); longer rows and batches run the graph (float32 or --precision). 8,12,16 is the "
                   "fastest short-input setting measured on CPU (README, Performance); default: off. "
                   "tensorflow_model_server needs --xla_cpu_compilation_enabled=true to run it.")
-flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
+flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16", "dynamic_int8"],
                   "Matmul precision: bfloat16 rounds the Dense kernels and their inputs to bfloat16 (fast on "
-                  "AVX512-BF16/AMX CPUs); LayerNorm, softmax and GELU stay float32.")
+                  "AVX512-BF16/AMX CPUs; --format=saved_model). dynamic_int8 stores the weight matrices as int8 "
+                  "and quantizes each matmul's input on the fly (--format=tflite; a quarter of the size, the "
+                  "fastest export measured on AVX2 CPUs; checked at cosine similarity >= 0.999 to float32). "
+                  "LayerNorm, softmax and GELU stay float32.")
 flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
 flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite"],
                   "saved_model: a SavedModel with the raw-text, token-id and tf.Example signatures. tflite: "

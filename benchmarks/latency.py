@@ -26,11 +26,12 @@ same checkpoint is also exported as the
 the Dense matmuls in bfloat16, which this CPU's AVX512-BF16 runs natively; both;
 `bfloat16+xla_short`: bfloat16 plus `--xla_short_lengths=8,12,16`; `xla_rows`: float32
 with `--xla_short_lengths=8,12,16,32,64,128`; `tflite`: `--format=tflite`, model.tflite
-run in-process by TFLite's interpreter), each timed in-process ("savedmodel <variant>")
-with its ratio to float32 and the cosine of its pooled output against float32's. With
-`tflite`, the row `grpc tflite` times that version behind albert-serve
+run in-process by TFLite's interpreter; `tflite_int8`: the same with
+`--precision=dynamic_int8`), each timed in-process ("savedmodel <variant>")
+with its ratio to float32 and the cosine of its pooled output against float32's. For
+each TFLite variant, the row `grpc <variant>` times that version behind albert-serve
 --prefer_tflite_model (signature serving_default), and its served ratio is against the
-TFLite model in-process. It writes benchmarks/results/latency.json, latency.md and latency.png
+same TFLite model in-process. It writes benchmarks/results/latency.json, latency.md and latency.png
 (latency against sequence length, ALBERT vs BERT).
 Reference figures from other runtimes on this machine class are in
 ../shared/reference/peer-performance.md and are quoted beside ours in the markdown.
@@ -121,7 +122,9 @@ VARIANTS = {"float32": {}, "xla": {"xla": True}, "bfloat16": {"precision": "bflo
             # length lost to --xla (README, "On a CPU without AVX-512")
             "xla_rows": {"xla_short_lengths": (8, 12, 16, 32, 64, 128)},
             # model.tflite (albert-export --format=tflite), run by TFLite's interpreter (XNNPACK)
-            "tflite": {"format": "tflite"}}
+            "tflite": {"format": "tflite"},
+            # the same with int8 weight matrices (--precision=dynamic_int8)
+            "tflite_int8": {"format": "tflite", "precision": "dynamic_int8"}}
 
 
 def load_pooled(path, threads=None):
@@ -214,17 +217,19 @@ def run(args):
         loaded = tf.saved_model.load(path)
         encode = loaded.signatures["encode"]
         variants = {}
+        tflite_dirs = {}  # TFLite variant → its model directory (served below)
         for variant in args.variants:
             if variant != "float32":
                 log(f"{name}: exporting the {variant} variant")
                 variant_path = export_variant(name, work, config, variant)
                 variants[variant] = load_pooled(variant_path)
-                if variant == "tflite":
-                    tflite_dir = os.path.dirname(variant_path)
+                if VARIANTS[variant].get("format") == "tflite":
+                    tflite_dirs[variant] = os.path.dirname(variant_path)
         rest_port = free_port()
         servers = {"grpc": start_server("embedded", os.path.dirname(path), name, [f"--rest_api_port={rest_port}"])}
-        if "tflite" in variants:  # the TFLite version behind albert-serve --prefer_tflite_model, signature serving_default
-            servers["grpc tflite"] = start_server("embedded", tflite_dir, f"{name}-tflite", ["--prefer_tflite_model=true"])
+        for variant, model_dir in tflite_dirs.items():  # behind albert-serve --prefer_tflite_model, serving_default
+            servers[f"grpc {variant}"] = start_server("embedded", model_dir, f"{name}-{variant}",
+                                                      ["--prefer_tflite_model=true"])
         rest = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=600)
         if model_server_binary():
             log(f"{name}: also timing tensorflow_model_server ({model_server_binary()})")
@@ -243,10 +248,12 @@ def run(args):
                 for key, value in inputs.items():
                     request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
                 request.output_filter.append("pooled_output")
-                tflite_request = predict_pb2.PredictRequest()
-                tflite_request.CopyFrom(request)
-                tflite_request.model_spec.name, tflite_request.model_spec.signature_name = f"{name}-tflite", "serving_default"
-                requests = {"grpc tflite": tflite_request}
+                requests = {}  # served TFLite variants: the same inputs to serving_default
+                for variant in tflite_dirs:
+                    requests[f"grpc {variant}"] = predict_pb2.PredictRequest()
+                    requests[f"grpc {variant}"].CopyFrom(request)
+                    requests[f"grpc {variant}"].model_spec.name = f"{name}-{variant}"
+                    requests[f"grpc {variant}"].model_spec.signature_name = "serving_default"
                 rest_body = json.dumps({"signature_name": "encode",
                                         "inputs": {k: v.tolist() for k, v in inputs.items()}}).encode("utf-8")
                 calls = args.calls if batch == 1 else args.batch_calls
@@ -264,8 +271,9 @@ def run(args):
                 ratios = {}  # path → its served / in-process ratio
                 for path_name in ("keras", "savedmodel", *servers, "rest"):
                     served = path_name if path_name in (*servers, "rest") else "grpc"  # in-process: albert-serve's
-                    # The served TFLite version against the same model.tflite in-process.
-                    base = results["savedmodel tflite"]["p50_ms"] if path_name == "grpc tflite" else saved
+                    # A served TFLite version against the same model.tflite in-process.
+                    variant = path_name.removeprefix("grpc ")
+                    base = results[f"savedmodel {variant}"]["p50_ms"] if variant in tflite_dirs else saved
                     ratios[path_name] = round(results[served]["p50_ms"] / base, 3)
                     rows.append(dict(model=name, path=path_name, batch=batch, tokens=length, **results[path_name],
                                      served_over_savedmodel=ratios[path_name]))
@@ -299,9 +307,10 @@ def write_results(rows, out_dir, command):
         if "served_over_savedmodel" in r:
             lines.append(f"| {r['model']} | {r['batch']} × {r['tokens']} | {r['path']} | {r['n']} | {r['total_ms']} | "
                          f"{r['mean_ms']} | {r['p50_ms']} | {r['p90_ms']} | {r['p99_ms']} | {r['served_over_savedmodel']} |")
-    if any(r["path"] == "grpc tflite" for r in rows):
-        lines += ["", "`grpc tflite`: the --format=tflite version behind albert-serve --prefer_tflite_model; its "
-                  "served ratio is against the same model.tflite in-process (variant tflite below)."]
+    if any(r["path"].startswith("grpc tflite") for r in rows):
+        lines += ["", "`grpc tflite` (and `grpc tflite_int8`): the --format=tflite version behind albert-serve "
+                  "--prefer_tflite_model; its served ratio is against the same model.tflite in-process (the variant "
+                  "of that name below)."]
     variant_rows = [r for r in rows if "over_float32" in r]
     if variant_rows:
         lines += ["", "Export variants (albert-export --xla / --precision=bfloat16 / --format=tflite), in-process "

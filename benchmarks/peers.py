@@ -17,7 +17,12 @@ in-process (what latency.py calls "savedmodel"), float32 and each of --our_varia
 (latency.VARIANTS; default xla, bfloat16 and bfloat16+xla_short: `albert-export --xla`,
 `--precision=bfloat16`, and that with `--xla_short_lengths=8,12,16`; xla_short is float32
 with `--xla_short_lengths=8,12,16`, xla_rows with `--xla_short_lengths=8,12,16,32,64,128`,
-tflite is `--format=tflite` run by TFLite's interpreter on --threads threads).
+tflite is `--format=tflite` run by TFLite's interpreter on --threads threads, tflite_int8 the
+same with `--precision=dynamic_int8`). When one of ours is int8, ONNX Runtime's own
+dynamic int8 quantization (onnxruntime.quantization.quantize_dynamic: int8 weights with
+one scale per tensor, its fastest setting here; ours has one per output channel) runs too, as "ONNX Runtime int8", so reduced precision is
+compared like for like; its rows and ours int8 also report the pooled output's cosine
+similarity to the same runtime in float32.
 Each cell is the median of --calls
 timed calls after --warmup (batch 32: --batch_calls), taken interleaved: the runtimes
 alternate in blocks of 5 calls (latency.time_interleaved), so the machine's drift does
@@ -38,7 +43,7 @@ import pathlib
 import statistics
 import sys
 
-from latency import ROOT, export_variant, inputs_for, load_pooled, log, prepare_export, summarize, time_interleaved
+from latency import ROOT, cosine, export_variant, inputs_for, load_pooled, log, prepare_export, summarize, time_interleaved
 from scratch import scratch_dir
 
 
@@ -100,6 +105,27 @@ def onnx_session(model, path, threads):
     return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
+def onnx_int8_session(path, threads):
+    """ONNX Runtime on the float32 ONNX model at `path` quantized with quantize_dynamic
+    (int8 weights, one scale per tensor: per channel was slower and less accurate)."""
+    import onnxruntime
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # torch.onnx.export reaches ALBERT's shared weights through Identity nodes, which the
+    # quantizer does not follow (it left 90 of 97 MatMuls float32); ORT's basic graph
+    # optimizations remove them first.
+    basic = onnxruntime.SessionOptions()
+    basic.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    basic.optimized_model_filepath = path.replace(".onnx", "-basic.onnx")
+    onnxruntime.InferenceSession(path, basic, providers=["CPUExecutionProvider"])
+    quantized = path.replace(".onnx", "-int8.onnx")
+    quantize_dynamic(basic.optimized_model_filepath, quantized, weight_type=QuantType.QInt8)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return onnxruntime.InferenceSession(quantized, options, providers=["CPUExecutionProvider"])
+
+
 def run(args):
     import tensorflow as tf
     import torch
@@ -119,6 +145,8 @@ def run(args):
         if peer_params != ours_params:
             raise SystemExit(f"{name}: the transformers model has {peer_params:,} parameters, ours {ours_params:,}")
         session = onnx_session(peer, os.path.join(work, f"{name}.onnx"), args.threads)
+        int8 = any("int8" in v for v in args.our_variants)
+        session_int8 = onnx_int8_session(os.path.join(work, f"{name}.onnx"), args.threads) if int8 else None
         hub = keras_hub_model(config, name)
         if hub.count_params() != ours_params:
             raise SystemExit(f"{name}: the keras-hub model has {hub.count_params():,} parameters, ours {ours_params:,}")
@@ -153,6 +181,15 @@ def run(args):
             }
             if args.skip_torch:
                 del runtimes["PyTorch eager"]
+            cosines = {}  # reduced-precision runtime -> pooled output's cosine to its float32 counterpart
+            if int8:
+                runtimes["ONNX Runtime int8"] = lambda: session_int8.run(["pooler_output"], feeds)
+                reference = session.run(["pooler_output"], feeds)[0]
+                cosines["ONNX Runtime int8"] = cosine(session_int8.run(["pooler_output"], feeds)[0], reference)
+                reference = (ours_variants["tflite"](**tensors) if "tflite" in ours_variants
+                             else encode(**tensors)["pooled_output"].numpy())
+                cosines.update({f"ours {v}": cosine(ours_variants[v](**tensors), reference)
+                                for v in args.our_variants if "int8" in v})
             results = {runtime: summarize(times)
                        for runtime, times in time_interleaved(runtimes, calls, args.warmup).items()}
             for runtime, result in results.items():
@@ -163,6 +200,10 @@ def run(args):
                 row["ours_over_onnxruntime"] = round(ratio, 3)
                 if row["runtime"].startswith("ours"):
                     row["over_onnxruntime"] = round(row["p50_ms"] / onnx, 3)
+                if row["runtime"] in cosines:
+                    row["pooled_cosine_to_float32"] = round(cosines[row["runtime"]], 6)
+                if row["runtime"].startswith("ours") and "int8" in row["runtime"]:
+                    row["over_onnxruntime_int8"] = round(row["p50_ms"] / results["ONNX Runtime int8"]["p50_ms"], 3)
             label = f"{name} {batch} × {length}" + (f", repeat {repeat}" if args.repeats > 1 else "")
             log(f"{label}: " + ", ".join(f"{k} {v['p50_ms']} ms" for k, v in results.items())
                 + f"  (ours / ONNX Runtime ×{ratio:.2f})")
@@ -179,7 +220,9 @@ def write_results(rows, out_dir, command, versions, threads):
              "xla_short / bfloat16+xla_short (one row of at most 16 tokens: float32 through XLA, padded to 8, "
              "12 or 16; the rest as float32 / bfloat16) and ours xla_rows (one row of at most 128 tokens: "
              "float32 through XLA, padded to 8, 12, 16, 32, 64 or 128; the rest float32); ours tflite is "
-             "model.tflite (--format=tflite) in TFLite's interpreter, float32.", "",
+             "model.tflite (--format=tflite) in TFLite's interpreter, float32, and ours tflite_int8 the same with "
+             "--precision=dynamic_int8 (int8 weight matrices, matmul inputs quantized on the fly); ONNX Runtime int8 "
+             "is its quantize_dynamic (int8 weights) of the float32 ONNX model.", "",
              "| model | batch × tokens | " + " | ".join(runtimes) + " | ours float32 / ONNX Runtime | best of ours / ONNX Runtime |",
              "|---|---|" + "---|" * len(runtimes) + "---|---|"]
     repeats = max(r["repeat"] for r in rows)
@@ -202,6 +245,16 @@ def write_results(rows, out_dir, command, versions, threads):
         for (model, batch, tokens, runtime), values in ratios.items():
             lines.append(f"| {model} | {batch} × {tokens} | {runtime} | {', '.join(f'{x:.2f}' for x in values)} | "
                          f"{statistics.median(values):.2f} | {sum(x <= 1.0 for x in values)} of {len(values)} |")
+    int8_rows = [r for r in rows if "pooled_cosine_to_float32" in r]
+    if int8_rows:
+        lines += ["", "Reduced precision against the same runtime in float32 (pooled output, float32: ours tflite "
+                  "or ours SavedModel, ONNX Runtime) and ours int8 against ONNX Runtime int8:", "",
+                  "| model | batch × tokens | runtime | p50 ms | cosine to float32 | over ONNX Runtime (float32) | "
+                  "over ONNX Runtime int8 |", "|---|---|---|---|---|---|---|"]
+        for r in int8_rows:
+            shape = f"{r['batch']} × {r['tokens']}" + (f", repeat {r['repeat']}" if repeats > 1 else "")
+            lines.append(f"| {r['model']} | {shape} | {r['runtime']} | {r['p50_ms']} | {r['pooled_cosine_to_float32']} | "
+                         f"{r.get('over_onnxruntime', '')} | {r.get('over_onnxruntime_int8', '')} |")
     (out_dir / "peers.md").write_text("\n".join(lines) + "\n")
 
 

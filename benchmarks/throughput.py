@@ -3,6 +3,7 @@
     python benchmarks/throughput.py                       # ALBERT-base, short and 128-token texts
     python benchmarks/throughput.py --clients=1,16 --seconds=5 --texts=short
     python benchmarks/throughput.py --format=tflite --clients=1,16 --texts=short   # a TFLite version
+    python benchmarks/throughput.py --format=tflite --precision=dynamic_int8 --clients=1,16 --texts=short
 
 The model is ALBERT-base v2 with random weights, exported by albert-export. Each client
 is a thread with its own gRPC channel that sends raw-text Predict requests
@@ -13,7 +14,7 @@ ones (128). Batching "on" is albert-serve with --enable_batching and
 configuration we recommend for TF Serving too). With --format=tflite the model is
 exported with `albert-export --format=tflite` and served with --prefer_tflite_model; the
 clients tokenize and pack the same texts themselves and send token ids to its
-`serving_default`, and batching adds `pad_variable_length_inputs: true` to the
+`serving_default` (--precision=dynamic_int8: the int8 TFLite export), and batching adds `pad_variable_length_inputs: true` to the
 batching file (albert-serve pads with zeros; see serving/README.md for TF Serving).
 
 For each (texts, clients, batching) it reports requests/s and latency mean/p50/p90/p99 ms,
@@ -130,8 +131,9 @@ def run(args):
     config, _, path = prepare_export("albert-base", work)
     model_name, server_flags, batching_file = "albert-base", [], args.batching_parameters_file
     if args.format == "tflite":
-        path = export_variant("albert-base", work, config, "tflite")
-        model_name, server_flags = "albert-base-tflite", ["--prefer_tflite_model=true"]
+        variant = "tflite_int8" if args.precision == "dynamic_int8" else "tflite"
+        path = export_variant("albert-base", work, config, variant)
+        model_name, server_flags = f"albert-base-{variant}", ["--prefer_tflite_model=true"]
         # Token-id requests of different lengths merge only when padded. albert-serve pads
         # with zeros (input_mask 0 on the padding); TF Serving would pad with each tensor's
         # first element, which is wrong for input_mask (serving/README.md).
@@ -173,11 +175,11 @@ def run(args):
     return rows
 
 
-def write_results(rows, out_dir, command, model_format="saved_model"):
+def write_results(rows, out_dir, command, model_format="saved_model", precision="float32"):
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "throughput.json").write_text(json.dumps({"command": command, "rows": rows}, indent=2))
     what = ("raw-text Predict" if model_format == "saved_model"
-            else "token-id Predict to a --format=tflite version (--prefer_tflite_model)")
+            else f"token-id Predict to a --format=tflite --precision={precision} version (--prefer_tflite_model)")
     lines = [f"Command: `{command}`", "",
              f"ALBERT-base (random weights), {what} over loopback gRPC to albert-serve, 2 CPU cores.", "",
              "| texts (mean tokens) | clients | batching | requests/s | on / off | N | mean ms | p50 | p90 | p99 | errors |",
@@ -200,14 +202,18 @@ def main():
                         help='more albert-serve flags, e.g. "--tensorflow_intra_op_parallelism=1"')
     parser.add_argument("--format", default="saved_model", choices=["saved_model", "tflite"],
                         help="the export served: a SavedModel (raw text) or a TFLite version (token ids)")
+    parser.add_argument("--precision", default="float32", choices=["float32", "dynamic_int8"],
+                        help="with --format=tflite: albert-export's --precision")
     parser.add_argument("--out_dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
+    if args.precision != "float32" and args.format != "tflite":
+        parser.error(f"--precision={args.precision} needs --format=tflite")
     unknown = [t for t in args.texts if t not in TEXT_TOKENS]
     if unknown:
         parser.error(f"--texts: unknown {unknown}; choose from {sorted(TEXT_TOKENS)}")
     rows = run(args)
     command = ("python benchmarks/throughput.py " + " ".join(sys.argv[1:])).strip()
-    write_results(rows, pathlib.Path(args.out_dir), command, args.format)
+    write_results(rows, pathlib.Path(args.out_dir), command, args.format, args.precision)
     log(f"wrote {args.out_dir}/throughput.json, throughput.md")
 
 

@@ -84,3 +84,20 @@ def test_peers_single_run_has_no_repeat_summary(tmp_path, peers_module):
     text = (tmp_path / "peers.md").read_text()
     assert "| albert-base | 1 × 12 | 20.0 | 9.0 | 10.0 | 2.0 | 0.9 (ours xla) |" in text
     assert "repeat" not in text
+
+
+def test_peers_reports_int8_against_both_onnx_runtimes(tmp_path, peers_module):
+    """Rows with an int8 runtime get the reduced-precision table: cosine to float32, and
+    ours over ONNX Runtime float32 and over ONNX Runtime int8; the other runtimes do not."""
+    rows = _peer_rows([0.9])
+    rows.append(dict(model="albert-base", batch=1, tokens=12, repeat=1, runtime="ours tflite_int8", p50_ms=7.0,
+                     ours_over_onnxruntime=2.0, over_onnxruntime=0.7, over_onnxruntime_int8=1.4,
+                     pooled_cosine_to_float32=0.9997))
+    rows.append(dict(model="albert-base", batch=1, tokens=12, repeat=1, runtime="ONNX Runtime int8", p50_ms=5.0,
+                     ours_over_onnxruntime=2.0, pooled_cosine_to_float32=0.9992))
+    peers_module.write_results(rows, tmp_path, "cmd", {"tensorflow": "x"}, 2)
+    text = (tmp_path / "peers.md").read_text()
+    assert "| albert-base | 1 × 12 | 20.0 | 9.0 | 10.0 | 7.0 | 5.0 | 2.0 | 0.7 (ours tflite_int8) |" in text
+    assert "| albert-base | 1 × 12 | ours tflite_int8 | 7.0 | 0.9997 | 0.7 | 1.4 |" in text
+    assert "| albert-base | 1 × 12 | ONNX Runtime int8 | 5.0 | 0.9992 |  |  |" in text
+    assert "| ours xla | 9.0 |" not in text and "| ONNX Runtime | 10.0 |" not in text

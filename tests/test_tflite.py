@@ -5,10 +5,12 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import grpc
 import numpy as np
 import pytest
+import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from albert_tf.checkpoints import build_model
@@ -27,8 +29,9 @@ from tests.test_export import randomize, save_checkpoint, small_config
 
 @pytest.fixture(scope="module")
 def lite(tmp_path_factory, spm_model_file):
-    """TFLite exports of a backbone (with the tokenizer file) and a 3-label classifier
-    (without), and a SavedModel export of the backbone, under one base directory."""
+    """TFLite exports of a backbone (with the tokenizer file), a 3-label classifier
+    (without) and the backbone with --precision=dynamic_int8 ("lite_int8"), and a
+    SavedModel export of the backbone, under one base directory."""
     root = tmp_path_factory.mktemp("tflite")
     config = small_config(SentencePieceTokenizer(spm_model_file).vocab_size)
     made = {"root": root, "base": root / "models", "config": config, "config_path": root / "albert_config.json"}
@@ -42,10 +45,19 @@ def lite(tmp_path_factory, spm_model_file):
             checkpoint=str(root / "ckpt" / name), albert_config=config, export_base=str(made["base"]), model_name=name,
             model=kind, format="tflite", spm_model_file=spm_model_file if kind == "backbone" else None),
             log=lambda _: None)
+    made["lite_int8_path"] = export_saved_model(ExportOptions(
+        checkpoint=str(root / "ckpt" / "lite"), albert_config=config, export_base=str(made["base"]),
+        model_name="lite_int8", model="backbone", format="tflite", precision="dynamic_int8"), log=lambda _: None)
     export_saved_model(ExportOptions(checkpoint=str(root / "ckpt" / "lite"), albert_config=config,
                                      export_base=str(made["base"]), model_name="saved", model="backbone",
                                      spm_model_file=spm_model_file), log=lambda _: None)
     return made
+
+
+def read_runner(path, num_threads=2):
+    """The serving_default runner of a version's model.tflite."""
+    with open(os.path.join(path, tflite.TFLITE_FILE), "rb") as f:
+        return tflite.signature_runner(f.read(), num_threads=num_threads)
 
 
 def padded_inputs(config, batch, seq, seed):
@@ -80,8 +92,7 @@ def test_tflite_version_layout_and_manifest(lite, spm_model_file):
 def test_tflite_outputs_equal_keras_at_any_shape(lite, batch, seq):
     """One interpreter, resized from shape to shape, against the Keras models."""
     config = lite["config"]
-    runners = {name: tflite.signature_runner(open(os.path.join(lite[f"{name}_path"], tflite.TFLITE_FILE), "rb").read(),
-                                             num_threads=2) for name in ("lite", "lite_cls")}
+    runners = {name: read_runner(lite[f"{name}_path"]) for name in ("lite", "lite_cls")}
     for seed in range(2):  # the second call at the same shape reuses the allocation
         inputs = padded_inputs(config, batch, seq, seed)
         got = runners["lite"](**inputs)
@@ -95,6 +106,36 @@ def test_tflite_outputs_equal_keras_at_any_shape(lite, batch, seq):
         np.testing.assert_allclose(got["probabilities"].sum(axis=-1), 1.0, atol=1e-5)
 
 
+def test_dynamic_int8_version_has_int8_weights_and_stays_within_cosine_of_keras(lite):
+    """--precision=dynamic_int8: the weight matrices are int8 (the file is smaller), the
+    outputs differ from float32 (so it is not float32 under another name) but every row
+    keeps a cosine similarity of at least 0.999 to the float32 Keras model, at any shape."""
+    manifest = json.load(open(os.path.join(lite["lite_int8_path"], "assets.extra", "albert_export.json")))
+    assert manifest["precision"] == "dynamic_int8" and manifest["min_cosine_to_keras"] >= tflite.MIN_COSINE
+    sizes = {name: os.path.getsize(os.path.join(lite[f"{name}_path"], tflite.TFLITE_FILE)) for name in ("lite", "lite_int8")}
+    assert sizes["lite_int8"] < 0.75 * sizes["lite"], sizes
+    with open(os.path.join(lite["lite_int8_path"], tflite.TFLITE_FILE), "rb") as f, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # tf.lite.Interpreter's deprecation notice
+        details = tf.lite.Interpreter(model_content=f.read()).get_tensor_details()
+    int8_weights = [t for t in details if t["dtype"] == np.int8 and len(t["shape"]) == 2]
+    assert len(int8_weights) >= 6, [t["name"] for t in int8_weights]  # the shared layers' 6 matrices at least
+    runner = read_runner(lite["lite_int8_path"])
+    for batch, seq in ((1, 3), (4, 17), (2, 64)):
+        inputs = padded_inputs(lite["config"], batch, seq, 7)
+        got = runner(**inputs)
+        expected = lite["lite"].predict_on_batch(inputs)
+        assert np.max(np.abs(got["pooled_output"] - expected["pooled_output"])) > 1e-4
+        assert np.min(tflite.row_cosines(got["pooled_output"], expected["pooled_output"])) >= 0.999
+        tokens = inputs["input_mask"].astype(bool)  # each real token's vector
+        assert np.min(tflite.row_cosines(got["sequence_output"][tokens], expected["sequence_output"][tokens])) >= 0.99
+
+
+def test_row_cosines_against_a_hand_computed_value():
+    got = np.array([[1.0, 0.0], [3.0, 4.0]])
+    expected = np.array([[1.0, 1.0], [3.0, 4.0]])
+    np.testing.assert_allclose(tflite.row_cosines(got, expected), [1 / np.sqrt(2), 1.0])
+
+
 def test_tflite_export_refuses_saved_model_only_flags_and_leaves_nothing(lite):
     common = dict(checkpoint=str(lite["root"] / "ckpt" / "lite"), albert_config=lite["config"],
                   export_base=str(lite["root"] / "refused"), format="tflite")
@@ -105,6 +146,12 @@ def test_tflite_export_refuses_saved_model_only_flags_and_leaves_nothing(lite):
             export_saved_model(ExportOptions(**common, **overrides), log=lambda _: None)
     with pytest.raises(ExportError, match="--format=onnx: expected one of"):
         export_saved_model(ExportOptions(**dict(common, format="onnx")), log=lambda _: None)
+    with pytest.raises(ExportError, match="--precision=dynamic_int8 is a TensorFlow Lite quantization: it needs "
+                                          "--format=tflite"):
+        export_saved_model(ExportOptions(**dict(common, format="saved_model", precision="dynamic_int8")),
+                           log=lambda _: None)
+    with pytest.raises(ExportError, match="--precision=int4: expected one of"):
+        export_saved_model(ExportOptions(**common, precision="int4"), log=lambda _: None)
     assert not os.path.exists(lite["root"] / "refused" / "albert")
 
 
@@ -119,6 +166,18 @@ def test_a_tflite_model_that_disagrees_with_keras_is_not_published(lite, tmp_pat
     assert os.listdir(tmp_path / "albert") == []
 
 
+def test_a_dynamic_int8_model_below_the_cosine_bound_is_not_published(lite, tmp_path, monkeypatch):
+    """The int8 check (its bound made impossible) names the output, the similarity and
+    the fallback; nothing is left behind."""
+    monkeypatch.setattr(tflite, "MIN_COSINE", 1.01)
+    options = ExportOptions(checkpoint=str(lite["root"] / "ckpt" / "lite_cls"), albert_config=lite["config"],
+                            export_base=str(tmp_path), model="classifier", format="tflite", precision="dynamic_int8")
+    with pytest.raises(ExportError, match="dynamic_int8 TFLite model's (logits|probabilities) has cosine similarity "
+                                          "0\.9.* \(required at least 1.01\); export with --precision=float32"):
+        export_saved_model(options, log=lambda _: None)
+    assert os.listdir(tmp_path / "albert") == []
+
+
 def test_cli_exports_a_tflite_version_and_names_refused_flags(lite, tmp_path):
     base = tmp_path / "export"
     command = [sys.executable, "-c", "from albert_tf.export_savedmodel import run; run()",
@@ -126,11 +185,13 @@ def test_cli_exports_a_tflite_version_and_names_refused_flags(lite, tmp_path):
                f"--export_base={base}", "--model=classifier", "--format=tflite"]
     done = subprocess.run(command + ["--xla"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 1 and "albert-export: --format=tflite takes token ids" in done.stderr, done.stderr[-2000:]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command + ["--precision=dynamic_int8"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == str(base / "albert" / "1")
+    assert "exported classifier as dynamic_int8 TensorFlow Lite" in done.stderr
     assert "serve it with --prefer_tflite_model=true" in done.stderr
-    assert os.path.exists(base / "albert" / "1" / "model.tflite")
+    manifest = json.load(open(base / "albert" / "1" / "assets.extra" / "albert_export.json"))
+    assert manifest["precision"] == "dynamic_int8" and manifest["checkpoint"].endswith("ckpt-1")
 
 
 def test_tflite_version_needs_prefer_tflite_model(lite):
@@ -168,7 +229,8 @@ def test_prefer_tflite_model_serves_the_tflite_versions_and_saved_models_beside_
     """--prefer_tflite_model (both servers): versions with model.tflite answer on
     serving_default with token ids (after replaying their warmup), through the batcher
     too; a SavedModel beside them keeps all its signatures."""
-    config = write_config(lite["root"] / f"models-{backend}.config", lite["base"], names=("lite", "lite_cls", "saved"))
+    config = write_config(lite["root"] / f"models-{backend}.config", lite["base"],
+                          names=("lite", "lite_cls", "lite_int8", "saved"))
     process = ServerProcess(backend, [f"--model_config_file={config}", "--prefer_tflite_model=true",
                                       "--max_num_load_retries=0", "--enable_batching"])
     predict, _, channel = stubs(process.address)
@@ -184,6 +246,10 @@ def test_prefer_tflite_model_serves_the_tflite_versions_and_saved_models_beside_
             assert list(response.outputs) == ["label_id"]
             np.testing.assert_array_equal(response.outputs["label_id"].int_val,
                                           np.argmax(lite["lite_cls"].predict_on_batch(inputs)["logits"], axis=-1))
+        # The int8 version answers as its own interpreter does (not as float32).
+        response = predict.Predict(predict_request(inputs, model="lite_int8"), timeout=60)
+        pooled = np.array(response.outputs["pooled_output"].float_val).reshape(batch, -1)
+        np.testing.assert_allclose(pooled, read_runner(lite["lite_int8_path"])(**inputs)["pooled_output"], atol=1e-5)
         with AlbertClient(process.address, model_name="lite") as client:  # the Python client's token-id call
             got = client.predict_inputs(inputs, output_filter=["sequence_output"])
         np.testing.assert_allclose(got["sequence_output"], expected["sequence_output"], atol=1e-5, rtol=0)

@@ -27,8 +27,10 @@ from albert_tf.text.tokenizer import TokenizerError
 
 # --precision: the dtype of the Dense layers' matmuls (albert_tf.layers.set_matmul_dtype).
 # "bfloat16" rounds the kernels to bfloat16 once at export and keeps LayerNorm, softmax,
-# GELU and the residual sums in float32.
-PRECISIONS = ("float32", "bfloat16")
+# GELU and the residual sums in float32 (SavedModels only). "dynamic_int8" stores the
+# weight matrices as int8 and quantizes the matmul inputs on the fly (--format=tflite
+# only: albert_tf.export.tflite).
+PRECISIONS = ("float32", "bfloat16", "dynamic_int8")
 # --format: what a version directory holds.
 FORMATS = ("saved_model", "tflite")
 # tensorflow-text ops the export may contain. All are in the ops_lib that
@@ -136,11 +138,11 @@ def _check_tflite_options(options):
     """ExportError for a flag that means nothing for a TFLite version (it has neither
     XLA nor bfloat16 kernels, nor raw-text inputs to pack)."""
     given = [flag for flag, used in (("--xla", options.xla), ("--xla_short_lengths", options.xla_short_lengths),
-                                     ("--precision=bfloat16", options.precision != "float32"),
+                                     ("--precision=bfloat16", options.precision == "bfloat16"),
                                      ("--bucket_lengths", options.bucket_lengths),
                                      ("--max_seq_length", options.max_seq_length)) if used]
     if given:
-        raise ExportError(f"--format=tflite takes token ids and runs float32 TFLite kernels; "
+        raise ExportError(f"--format=tflite takes token ids and runs float32 or int8 TFLite kernels; "
                           f"{', '.join(given)} only apply to --format=saved_model")
 
 
@@ -149,7 +151,7 @@ def _export_tflite(options, model, checkpoint_prefix, model_dir, tokenizer_file,
     staging = layout.make_staging_dir(model_dir)
     try:
         manifest = tflite.write_tflite_version(staging, model, options.model, options.albert_config, tokenizer_file,
-                                               options.model_name, options.warmup, log,
+                                               options.model_name, options.warmup, log, options.precision,
                                                extra_manifest={"checkpoint": checkpoint_prefix})
         path = layout.publish_version(staging, model_dir, options.version)
     except tflite.TfLiteConversionError as e:
@@ -158,7 +160,7 @@ def _export_tflite(options, model, checkpoint_prefix, model_dir, tokenizer_file,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    log(f"exported {options.model} as TensorFlow Lite (signature serving_default on token ids, "
+    log(f"exported {options.model} as {options.precision} TensorFlow Lite (signature serving_default on token ids, "
         f"{manifest['warmup_records']} warmup records) → {path}; serve it with --prefer_tflite_model=true")
     return path
 
@@ -174,6 +176,8 @@ def export_saved_model(options, log=print):
         raise ExportError(f"--format={options.format}: expected one of {sorted(FORMATS)}")
     if options.format == "tflite":
         _check_tflite_options(options)
+    elif options.precision not in ("float32", "bfloat16"):
+        raise ExportError(f"--precision={options.precision} is a TensorFlow Lite quantization: it needs --format=tflite")
     if options.version is not None and options.version < 1:
         raise ExportError(f"--version={options.version}: versions are positive integers")
     max_seq_length = options.max_seq_length or config.max_position_embeddings
