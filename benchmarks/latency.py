@@ -250,10 +250,10 @@ def run(args):
                 request.output_filter.append("pooled_output")
                 requests = {}  # served TFLite variants: the same inputs to serving_default
                 for variant in tflite_dirs:
-                    requests[f"grpc {variant}"] = predict_pb2.PredictRequest()
-                    requests[f"grpc {variant}"].CopyFrom(request)
-                    requests[f"grpc {variant}"].model_spec.name = f"{name}-{variant}"
-                    requests[f"grpc {variant}"].model_spec.signature_name = "serving_default"
+                    served = predict_pb2.PredictRequest()
+                    served.CopyFrom(request)
+                    served.model_spec.name, served.model_spec.signature_name = f"{name}-{variant}", "serving_default"
+                    requests[f"grpc {variant}"] = served
                 rest_body = json.dumps({"signature_name": "encode",
                                         "inputs": {k: v.tolist() for k, v in inputs.items()}}).encode("utf-8")
                 calls = args.calls if batch == 1 else args.batch_calls

@@ -19,8 +19,9 @@ in-process (what latency.py calls "savedmodel"), float32 and each of --our_varia
 with `--xla_short_lengths=8,12,16`, xla_rows with `--xla_short_lengths=8,12,16,32,64,128`,
 tflite is `--format=tflite` run by TFLite's interpreter on --threads threads, tflite_int8 the
 same with `--precision=dynamic_int8`). When one of ours is int8, ONNX Runtime's own
-dynamic int8 quantization (onnxruntime.quantization.quantize_dynamic: int8 weights with
-one scale per tensor, its fastest setting here; ours has one per output channel) runs too, as "ONNX Runtime int8", so reduced precision is
+dynamic int8 quantization runs too, as "ONNX Runtime int8"
+(onnxruntime.quantization.quantize_dynamic: int8 weights with one scale per tensor, its
+fastest setting here; ours has one per output channel), so reduced precision is
 compared like for like; its rows and ours int8 also report the pooled output's cosine
 similarity to the same runtime in float32.
 Each cell is the median of --calls
@@ -184,11 +185,11 @@ def run(args):
             cosines = {}  # reduced-precision runtime -> pooled output's cosine to its float32 counterpart
             if int8:
                 runtimes["ONNX Runtime int8"] = lambda: session_int8.run(["pooler_output"], feeds)
-                reference = session.run(["pooler_output"], feeds)[0]
-                cosines["ONNX Runtime int8"] = cosine(session_int8.run(["pooler_output"], feeds)[0], reference)
-                reference = (ours_variants["tflite"](**tensors) if "tflite" in ours_variants
-                             else encode(**tensors)["pooled_output"].numpy())
-                cosines.update({f"ours {v}": cosine(ours_variants[v](**tensors), reference)
+                onnx_float32 = session.run(["pooler_output"], feeds)[0]
+                cosines["ONNX Runtime int8"] = cosine(session_int8.run(["pooler_output"], feeds)[0], onnx_float32)
+                ours_float32 = (ours_variants["tflite"](**tensors) if "tflite" in ours_variants
+                                else encode(**tensors)["pooled_output"].numpy())
+                cosines.update({f"ours {v}": cosine(ours_variants[v](**tensors), ours_float32)
                                 for v in args.our_variants if "int8" in v})
             results = {runtime: summarize(times)
                        for runtime, times in time_interleaved(runtimes, calls, args.warmup).items()}

@@ -14,8 +14,9 @@ ones (128). Batching "on" is albert-serve with --enable_batching and
 configuration we recommend for TF Serving too). With --format=tflite the model is
 exported with `albert-export --format=tflite` and served with --prefer_tflite_model; the
 clients tokenize and pack the same texts themselves and send token ids to its
-`serving_default` (--precision=dynamic_int8: the int8 TFLite export), and batching adds `pad_variable_length_inputs: true` to the
-batching file (albert-serve pads with zeros; see serving/README.md for TF Serving).
+`serving_default` (with --precision=dynamic_int8, of the int8 TFLite export), and
+batching adds `pad_variable_length_inputs: true` to the batching file (albert-serve
+pads with zeros; see serving/README.md for TF Serving).
 
 For each (texts, clients, batching) it reports requests/s and latency mean/p50/p90/p99 ms,
 and the batching-on / batching-off requests/s ratio. It writes
