@@ -57,10 +57,11 @@ flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16", "dynamic_int8"
 flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
 flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite"],
                   "saved_model: a SavedModel with the raw-text, token-id and tf.Example signatures. tflite: "
-                  "model.tflite (builtin ops, float32) with one serving_default signature on token ids, for "
-                  "--prefer_tflite_model=true in tensorflow_model_server or albert-serve; the fastest export "
-                  "measured from about 40 tokens on CPUs without AVX-512 (README, Performance). --spm_model_file/--vocab_file are "
-                  "then optional (copied to assets.extra/ for clients).")
+                  "model.tflite (builtin ops, float32 or --precision=dynamic_int8) with one serving_default "
+                  "signature on token ids, for --prefer_tflite_model=true in tensorflow_model_server or "
+                  "albert-serve; on CPUs without AVX-512 the fastest float32 export measured from about 40 tokens "
+                  "(README, Performance). --spm_model_file/--vocab_file are then optional (copied to "
+                  "assets.extra/ for clients).")
 flags.mark_flags_as_required(["checkpoint", "export_base"])
 
 

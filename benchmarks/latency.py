@@ -137,8 +137,7 @@ def load_pooled(path, threads=None):
     from albert_tf.export import tflite
 
     if os.path.exists(os.path.join(path, tflite.TFLITE_FILE)):
-        with open(os.path.join(path, tflite.TFLITE_FILE), "rb") as f:
-            runner = tflite.signature_runner(f.read(), threads or os.cpu_count())
+        runner = tflite.version_runner(path, threads or os.cpu_count())
         return lambda **inputs: runner(**{k: np.asarray(v) for k, v in inputs.items()})["pooled_output"]
     import tensorflow as tf
 

@@ -40,7 +40,7 @@ import os
 import pathlib
 import sys
 
-from latency import MODELS, ROOT, inputs_for, log, summarize, time_interleaved
+from latency import MODELS, ROOT, cosine, inputs_for, log, summarize, time_interleaved
 from scratch import scratch_dir
 
 HIDDEN, INTERMEDIATE, LAYERS = 768, 3072, 12
@@ -177,19 +177,15 @@ def run(args):
         feeds = {"input_ids": inputs["input_word_ids"].astype("int64"), "attention_mask": inputs["input_mask"].astype("int64"),
                  "token_type_ids": inputs["input_type_ids"].astype("int64")}
         reference = chain_session.run(None, {"x": x})[0]
-        functions = {"ONNX Runtime float32": lambda: chain_session.run(None, {"x": x})}
-        for name, chain in chains.items():
-            got = chain(x_tensor).numpy()  # also compiles / traces before timing
-            cosine = float(np.sum(got * reference) / (np.linalg.norm(got) * np.linalg.norm(reference)))
-            if cosine < 0.99:
-                raise SystemExit(f"{name} at {tokens} tokens disagrees with ONNX Runtime (cosine {cosine:.4f})")
-            functions[name] = lambda c=chain: c(x_tensor).numpy()
         lite = tflite_chain(weights, tokens)
-        got = lite(x)
-        cosine = float(np.sum(got * reference) / (np.linalg.norm(got) * np.linalg.norm(reference)))
-        if cosine < 0.99:
-            raise SystemExit(f"the TFLite chain at {tokens} tokens disagrees with ONNX Runtime (cosine {cosine:.4f})")
-        functions["tflite float32 (XNNPACK)"] = lambda: lite(x)
+        chained = {**{name: (lambda c=chain: c(x_tensor).numpy()) for name, chain in chains.items()},
+                   "tflite float32 (XNNPACK)": lambda: lite(x)}
+        functions = {"ONNX Runtime float32": lambda: chain_session.run(None, {"x": x})}
+        for name, function in chained.items():
+            similarity = cosine(function(), reference)  # also compiles / traces before timing
+            if similarity < 0.99:
+                raise SystemExit(f"{name} at {tokens} tokens disagrees with ONNX Runtime (cosine {similarity:.4f})")
+            functions[name] = function
         ours_xla(tensors)
         np.testing.assert_allclose(ours_xla_constants(tensors)["pooled_output"], ours_xla(tensors)["pooled_output"],
                                    atol=1e-5, rtol=0)

@@ -150,8 +150,7 @@ def check_int8_export_keeps_dev_accuracy(tmp_path, config, spm_model_file, best_
         path = export_saved_model(ExportOptions(
             checkpoint=str(tmp_path / "out" / "best"), albert_config=config, export_base=str(tmp_path / "lite"),
             model_name=precision, model="classifier", format="tflite", precision=precision), log=lambda _: None)
-        with open(os.path.join(path, tflite.TFLITE_FILE), "rb") as f:
-            predicted[precision] = tflite.signature_runner(f.read(), num_threads=2)(**inputs)["label_id"]
+        predicted[precision] = tflite.version_runner(path, num_threads=2)(**inputs)["label_id"]
     accuracies = {k: float(np.mean(v == labels)) for k, v in predicted.items()}
     assert accuracies["float32"] == pytest.approx(best_accuracy, abs=1.5 / len(labels)), accuracies
     assert accuracies["dynamic_int8"] >= accuracies["float32"] - 0.02, accuracies

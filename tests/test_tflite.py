@@ -54,12 +54,6 @@ def lite(tmp_path_factory, spm_model_file):
     return made
 
 
-def read_runner(path, num_threads=2):
-    """The serving_default runner of a version's model.tflite."""
-    with open(os.path.join(path, tflite.TFLITE_FILE), "rb") as f:
-        return tflite.signature_runner(f.read(), num_threads=num_threads)
-
-
 def padded_inputs(config, batch, seq, seed):
     """Random ids whose last row is padded from position seq // 2 on (batch > 1)."""
     inputs = random_inputs(np.random.default_rng(seed), config, batch, seq)
@@ -92,7 +86,7 @@ def test_tflite_version_layout_and_manifest(lite, spm_model_file):
 def test_tflite_outputs_equal_keras_at_any_shape(lite, batch, seq):
     """One interpreter, resized from shape to shape, against the Keras models."""
     config = lite["config"]
-    runners = {name: read_runner(lite[f"{name}_path"]) for name in ("lite", "lite_cls")}
+    runners = {name: tflite.version_runner(lite[f"{name}_path"], 2) for name in ("lite", "lite_cls")}
     for seed in range(2):  # the second call at the same shape reuses the allocation
         inputs = padded_inputs(config, batch, seq, seed)
         got = runners["lite"](**inputs)
@@ -112,14 +106,15 @@ def test_dynamic_int8_version_has_int8_weights_and_stays_within_cosine_of_keras(
     keeps a cosine similarity of at least 0.999 to the float32 Keras model, at any shape."""
     manifest = json.load(open(os.path.join(lite["lite_int8_path"], "assets.extra", "albert_export.json")))
     assert manifest["precision"] == "dynamic_int8" and manifest["min_cosine_to_keras"] >= tflite.MIN_COSINE
-    sizes = {name: os.path.getsize(os.path.join(lite[f"{name}_path"], tflite.TFLITE_FILE)) for name in ("lite", "lite_int8")}
+    sizes = {name: os.path.getsize(os.path.join(lite[f"{name}_path"], tflite.TFLITE_FILE))
+             for name in ("lite", "lite_int8")}
     assert sizes["lite_int8"] < 0.75 * sizes["lite"], sizes
     with open(os.path.join(lite["lite_int8_path"], tflite.TFLITE_FILE), "rb") as f, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # tf.lite.Interpreter's deprecation notice
         details = tf.lite.Interpreter(model_content=f.read()).get_tensor_details()
     int8_weights = [t for t in details if t["dtype"] == np.int8 and len(t["shape"]) == 2]
     assert len(int8_weights) >= 6, [t["name"] for t in int8_weights]  # the shared layers' 6 matrices at least
-    runner = read_runner(lite["lite_int8_path"])
+    runner = tflite.version_runner(lite["lite_int8_path"], 2)
     for batch, seq in ((1, 3), (4, 17), (2, 64)):
         inputs = padded_inputs(lite["config"], batch, seq, 7)
         got = runner(**inputs)
@@ -260,7 +255,8 @@ def test_prefer_tflite_model_serves_the_tflite_versions_and_saved_models_beside_
         # The int8 version answers as its own interpreter does (not as float32).
         response = predict.Predict(predict_request(inputs, model="lite_int8"), timeout=60)
         pooled = np.array(response.outputs["pooled_output"].float_val).reshape(batch, -1)
-        np.testing.assert_allclose(pooled, read_runner(lite["lite_int8_path"])(**inputs)["pooled_output"], atol=1e-5)
+        own = tflite.version_runner(lite["lite_int8_path"], 2)(**inputs)["pooled_output"]
+        np.testing.assert_allclose(pooled, own, atol=1e-5)
         with AlbertClient(process.address, model_name="lite") as client:  # the Python client's token-id call
             got = client.predict_inputs(inputs, output_filter=["sequence_output"])
         np.testing.assert_allclose(got["sequence_output"], expected["sequence_output"], atol=1e-5, rtol=0)

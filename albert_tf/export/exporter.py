@@ -25,12 +25,13 @@ from albert_tf.layers.dense import set_matmul_dtype
 from albert_tf.text.layers import AlbertPacker, SentencePieceTokenizerLayer, WordPieceTokenizerLayer
 from albert_tf.text.tokenizer import TokenizerError
 
-# --precision: the dtype of the Dense layers' matmuls (albert_tf.layers.set_matmul_dtype).
-# "bfloat16" rounds the kernels to bfloat16 once at export and keeps LayerNorm, softmax,
-# GELU and the residual sums in float32 (SavedModels only). "dynamic_int8" stores the
-# weight matrices as int8 and quantizes the matmul inputs on the fly (--format=tflite
-# only: albert_tf.export.tflite).
-PRECISIONS = ("float32", "bfloat16", "dynamic_int8")
+# --precision of a SavedModel: the dtype of the Dense layers' matmuls
+# (albert_tf.layers.set_matmul_dtype). "bfloat16" rounds the kernels to bfloat16 once at
+# export and keeps LayerNorm, softmax, GELU and the residual sums in float32.
+SAVED_MODEL_PRECISIONS = ("float32", "bfloat16")
+# Every --precision: those and the TFLite ones (tflite.PRECISIONS: "dynamic_int8" stores
+# the weight matrices as int8 and quantizes the matmul inputs on the fly).
+PRECISIONS = tuple(dict.fromkeys(SAVED_MODEL_PRECISIONS + tflite.PRECISIONS))
 # --format: what a version directory holds.
 FORMATS = ("saved_model", "tflite")
 # tensorflow-text ops the export may contain. All are in the ops_lib that
@@ -138,7 +139,7 @@ def _check_tflite_options(options):
     """ExportError for a flag that means nothing for a TFLite version (it has neither
     XLA nor bfloat16 kernels, nor raw-text inputs to pack)."""
     given = [flag for flag, used in (("--xla", options.xla), ("--xla_short_lengths", options.xla_short_lengths),
-                                     ("--precision=bfloat16", options.precision == "bfloat16"),
+                                     (f"--precision={options.precision}", options.precision not in tflite.PRECISIONS),
                                      ("--bucket_lengths", options.bucket_lengths),
                                      ("--max_seq_length", options.max_seq_length)) if used]
     if given:
@@ -176,7 +177,7 @@ def export_saved_model(options, log=print):
         raise ExportError(f"--format={options.format}: expected one of {sorted(FORMATS)}")
     if options.format == "tflite":
         _check_tflite_options(options)
-    elif options.precision not in ("float32", "bfloat16"):
+    elif options.precision not in SAVED_MODEL_PRECISIONS:
         raise ExportError(f"--precision={options.precision} is a TensorFlow Lite quantization: it needs --format=tflite")
     if options.version is not None and options.version < 1:
         raise ExportError(f"--version={options.version}: versions are positive integers")

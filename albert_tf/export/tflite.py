@@ -125,6 +125,12 @@ def signature_runner(model_bytes, num_threads):
     return interpreter.get_signature_runner(SIGNATURE)  # it keeps a reference to its interpreter
 
 
+def version_runner(version_dir, num_threads):
+    """`signature_runner` of the model.tflite in a version directory."""
+    with open(os.path.join(version_dir, TFLITE_FILE), "rb") as f:
+        return signature_runner(f.read(), num_threads)
+
+
 def row_cosines(got, expected):
     """Cosine similarity of each row (first axis) of two float arrays, flattened; numpy [B] float64."""
     got = np.asarray(got, np.float64).reshape(len(got), -1)
