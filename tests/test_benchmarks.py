@@ -1,4 +1,5 @@
-"""Benchmark helpers: scratch directories go away when the run exits; peers.py's repeat summary."""
+"""Benchmark helpers: scratch directories go away when the run exits; peers.py's repeat summary;
+tflite_split.py's batch split and table."""
 
 import os
 import pathlib
@@ -101,3 +102,59 @@ def test_peers_reports_int8_against_both_onnx_runtimes(tmp_path, peers_module):
     assert "| albert-base | 1 × 12 | ours tflite_int8 | 7.0 | 0.9997 | 0.7 | 1.4 |" in text
     assert "| albert-base | 1 × 12 | ONNX Runtime int8 | 5.0 | 0.9992 |  |  |" in text
     assert "| ours xla | 9.0 |" not in text and "| ONNX Runtime | 10.0 |" not in text
+
+
+@pytest.fixture
+def split_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import tflite_split
+
+    return tflite_split
+
+
+def test_split_batch_keeps_rows_in_order(split_module):
+    import numpy as np
+
+    ids = np.arange(10).reshape(5, 2)
+    parts = split_module.split_batch({"input_word_ids": ids, "input_mask": ids + 100}, 2)
+    assert [part["input_word_ids"].shape for part in parts] == [(3, 2), (2, 2)]
+    np.testing.assert_array_equal(np.concatenate([part["input_mask"] for part in parts]), ids + 100)
+    with pytest.raises(ValueError, match="cannot split a batch of 5 into 6 parts"):
+        split_module.split_batch({"input_word_ids": ids}, 6)
+
+
+def test_run_split_runs_parts_on_their_own_runners_at_once(split_module):
+    """Each runner gets one part, all parts run at the same time (each waits at a barrier
+    that only opens when every part has arrived), and the outputs come back in batch order."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    barrier = threading.Barrier(3, timeout=10)
+    seen = []
+
+    def runner(input_word_ids, input_mask):
+        seen.append(input_word_ids.shape[0])
+        barrier.wait()
+        return {"pooled_output": (input_word_ids * input_mask).sum(axis=1, keepdims=True).astype(np.float32)}
+
+    ids = np.arange(14).reshape(7, 2)
+    mask = np.ones_like(ids)
+    with ThreadPoolExecutor(3) as executor:
+        got = split_module.run_split([runner] * 3, executor, {"input_word_ids": ids, "input_mask": mask})
+    np.testing.assert_array_equal(got, ids.sum(axis=1, keepdims=True))
+    assert sorted(seen) == [2, 2, 3]
+
+
+def test_split_results_table(tmp_path, split_module):
+    row = {"variant": "tflite_int8", "batch": 16, "tokens": 12, "threads": 2, "calls": 10,
+           "one_interpreter_ms": 160.3, "split_ms": 157.2, "split_over_one": 0.981, "max_abs_difference": 0.0}
+    split_module.write_results([row], tmp_path, "cmd")
+    assert "| tflite_int8 | 16 × 12 | 160.3 (2) | 157.2 | 0.981 | 0.0e+00 |" in (tmp_path / "tflite_split.md").read_text()
+
+
+def test_split_refuses_shapes_it_cannot_split():
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "tflite_split.py"), "--shapes=1x12,16x12", "--threads=2"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "--shapes ['1x12'] have fewer rows than --threads=2" in done.stderr
