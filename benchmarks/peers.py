@@ -117,9 +117,10 @@ def onnx_int8_session(path, threads):
     # optimizations remove them first.
     basic = onnxruntime.SessionOptions()
     basic.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    basic.optimized_model_filepath = path.replace(".onnx", "-basic.onnx")
+    stem = os.path.splitext(path)[0]
+    basic.optimized_model_filepath = stem + "-basic.onnx"
     onnxruntime.InferenceSession(path, basic, providers=["CPUExecutionProvider"])
-    quantized = path.replace(".onnx", "-int8.onnx")
+    quantized = stem + "-int8.onnx"
     quantize_dynamic(basic.optimized_model_filepath, quantized, weight_type=QuantType.QInt8)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1

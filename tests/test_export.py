@@ -615,3 +615,16 @@ def test_original_tf1_checkpoint_converts_then_exports_and_serves_numpy_exact(tm
                                atol=1e-5, rtol=0)
     mlm = run_signature(loaded, "mlm", **inputs, masked_lm_positions=positions)["mlm_logits"]
     np.testing.assert_allclose(mlm, reference["mlm_logits"], atol=1e-5, rtol=0)
+
+
+def test_cli_choices_are_the_exporters_tables():
+    """albert-export's --precision and --format choices are literals (the CLI module
+    imports no TensorFlow before parsing); they must stay the exporter's tables."""
+    from albert_tf.export import exporter
+
+    listed = subprocess.run([sys.executable, "-c", "from absl import flags; import albert_tf.export_savedmodel; "
+                             "print(flags.FLAGS['precision'].parser.enum_values); "
+                             "print(flags.FLAGS['format'].parser.enum_values)"],
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert listed.stdout.split("\n")[:2] == [str(list(exporter.PRECISIONS)), str(list(exporter.FORMATS))]
